@@ -1,0 +1,1 @@
+//! The stolon cluster data model (placeholder: being written).

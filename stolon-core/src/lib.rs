@@ -1,0 +1,13 @@
+//! stolon-core: everything stolon-rs knows about running a highly available PostgreSQL cluster.
+//!
+//! The crate holds no `main` and parses no flags. Its layers follow the design:
+//! - [`cluster`]: the wire-compatible data model (cluster data, spec, infos) with defaults and validation;
+//! - [`duration`] and [`time`]: Go-compatible duration strings and RFC3339 timestamps;
+//! - [`store`]: typed access to a [`stolon_store::Store`] that owns the key layout and (de)serialisation.
+
+pub mod cluster;
+pub mod duration;
+pub mod store;
+pub mod time;
+
+pub use stolon_store;

@@ -1,0 +1,1 @@
+//! Typed access to the coordination store (written in the foundation issue; placeholder while the model lands).

@@ -1,0 +1,1 @@
+//! RFC3339 timestamps (placeholder).

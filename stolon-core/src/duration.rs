@@ -467,6 +467,14 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_duration_survives_format_and_parse(nanos in proptest::num::i64::ANY) {
+            let d = GoDuration::from_nanos(nanos);
+            proptest::prop_assert_eq!(GoDuration::parse(&d.to_string()), Ok(d));
+        }
+    }
+
     #[test]
     fn serde_uses_strings() {
         let d: GoDuration = serde_json::from_str("\"1m30s\"").expect("valid duration");

@@ -85,6 +85,18 @@ pub struct ClusterStatus {
     pub master: String,
 }
 
+/// A short name of a JSON value's type, for error messages.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 impl ClusterData {
     /// A fresh cluster data document (from `stolonctl init` or an initial spec): format version 1,
     /// no keepers or DBs, an empty proxy, a cluster of generation 1 in phase initializing.
@@ -116,18 +128,23 @@ impl ClusterData {
         if value.is_null() {
             return Ok(None);
         }
-        if let Some(obj) = value.as_object() {
-            // Check the version before the shape: another format may have another shape.
-            let found = match obj.get("formatVersion") {
-                None | Some(serde_json::Value::Null) => Some(0),
-                Some(v) => v.as_u64(),
-            };
-            if let Some(found) = found.filter(|v| *v != CURRENT_FORMAT_VERSION) {
-                return Err(ModelError::UnsupportedFormatVersion {
-                    found,
-                    supported: CURRENT_FORMAT_VERSION,
-                });
-            }
+        let Some(obj) = value.as_object() else {
+            return Err(ModelError::Shape {
+                what: WHAT,
+                path: ".".to_string(),
+                message: format!("expected a JSON object, found {}", json_kind(&value)),
+            });
+        };
+        // Check the version before the shape: another format may have another shape.
+        let found = match obj.get("formatVersion") {
+            None | Some(serde_json::Value::Null) => Some(0),
+            Some(v) => v.as_u64(),
+        };
+        if let Some(found) = found.filter(|v| *v != CURRENT_FORMAT_VERSION) {
+            return Err(ModelError::UnsupportedFormatVersion {
+                found,
+                supported: CURRENT_FORMAT_VERSION,
+            });
         }
         from_value(WHAT, value).map(Some)
     }

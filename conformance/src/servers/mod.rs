@@ -1,0 +1,21 @@
+//! Real servers for the tests, started on free loopback ports in temporary directories.
+//!
+//! Binaries are looked up in the environment (`ETCD_BIN`, ...) then in `PATH`; a missing binary is an
+//! error that says how to install it: tests never skip silently.
+
+mod etcd;
+mod process;
+
+use std::net::TcpListener;
+
+pub use etcd::{EtcdFactory, EtcdServer};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// A loopback port on which nothing listens (connections are refused).
+pub fn closed_port() -> u16 {
+    free_port()
+}

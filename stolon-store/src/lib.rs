@@ -1,0 +1,96 @@
+//! stolon-store: the coordination store of stolon-rs.
+//!
+//! The store knows nothing of PostgreSQL. It keeps, for one cluster (`<prefix>/<cluster-name>`):
+//! - one **cluster document** with a revision, written with compare-and-swap;
+//! - **member records** that components publish about themselves and that disappear when their owner is gone;
+//! - a **leader election** among sentinels;
+//! - **watches** of the cluster document.
+//!
+//! [`Store`] and [`Election`] state the contract; the `conformance` crate checks every backend against it
+//! with real servers. [`connect`] builds the backend chosen by [`StoreConfig::backend`].
+
+mod backend;
+mod config;
+mod election;
+mod error;
+pub mod etcdv3;
+mod model;
+mod timeout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use backend::StoreBackend;
+pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Endpoint, KubeConfig, Scheme, StoreConfig, TlsConfig};
+pub use election::{Election, Leadership, LeadershipEnd, LeadershipState, ResignSignal};
+pub use error::{StoreError, StoreResult};
+pub use model::{Capabilities, Document, MemberExpiry, MemberKind, MemberRecord, Revision, WatchDelivery, WatchEvent};
+
+/// A stream of changes to the cluster document. An `Err` item means the watch broke and the stream ends
+/// after it: read the document again and start a new watch from its revision.
+pub type WatchStream = BoxStream<'static, StoreResult<WatchEvent>>;
+
+/// The storage contract of one cluster. Every method is bounded by the configured store timeout, except
+/// [`Election::campaign`] (which blocks until elected) and the streams returned by
+/// [`Store::watch_cluster_data`]; an unreachable store yields [`StoreError::Unavailable`] or
+/// [`StoreError::Timeout`], never a hang.
+///
+/// Semantics (checked by the conformance suite):
+/// - **Cluster document.** [`Store::get_cluster_data`] returns `None` when absent. A compare-and-swap put
+///   with `expected = None` succeeds only if the document does not exist; with `Some(rev)` only if the
+///   document's current revision is `rev`; otherwise it fails with [`StoreError::Conflict`] and changes
+///   nothing. Every successful put returns the new revision, which a following CAS put accepts.
+///   [`Store::put_cluster_data`] writes unconditionally. Values up to at least 1 MiB are stored intact.
+/// - **Member records.** [`Store::set_member`] creates or refreshes a record that disappears when its owner is
+///   gone: on TTL backends when `ttl` passes without a refresh (see [`Capabilities`]); on Kubernetes when
+///   the owner's pod is deleted. [`Store::list_members`] lists the live records of one kind of this cluster
+///   only (other clusters, even with a name that is a prefix of this one, are never listed).
+/// - **Watch.** [`Store::watch_cluster_data`] delivers, in order, every change with a revision after
+///   `after` (or after "now" when `None`), coalesced to the newest value on backends that declare
+///   [`WatchDelivery::Coalescing`], or a [`WatchEvent::Reset`] when the store cannot.
+/// - **Outages.** After the server comes back, the same `Store` value serves requests again.
+#[async_trait]
+pub trait Store: Election + Send + Sync {
+    /// Which backend this is.
+    fn backend(&self) -> StoreBackend;
+
+    /// What this backend can and cannot do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Reads the cluster document and its revision; `None` when there is none.
+    async fn get_cluster_data(&self) -> StoreResult<Option<Document>>;
+
+    /// Compare-and-swap write of the cluster document: create-only when `expected` is `None`, else only if the
+    /// current revision equals `expected`. Returns the new revision.
+    async fn put_cluster_data_cas(&self, value: &[u8], expected: Option<&Revision>) -> StoreResult<Revision>;
+
+    /// Unconditional write of the cluster document (for `stolonctl init` and `clusterdata write -y`).
+    async fn put_cluster_data(&self, value: &[u8]) -> StoreResult<Revision>;
+
+    /// Creates or refreshes the member record `id` of `kind`, expiring `ttl` after its last refresh on TTL
+    /// backends.
+    async fn set_member(&self, kind: MemberKind, id: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
+
+    /// Removes a member record at once (clean shutdown). Removing a missing record is not an error.
+    async fn delete_member(&self, kind: MemberKind, id: &str) -> StoreResult<()>;
+
+    /// Lists the live member records of `kind`, sorted by id.
+    async fn list_members(&self, kind: MemberKind) -> StoreResult<Vec<MemberRecord>>;
+
+    /// Watches the cluster document for changes after `after`.
+    async fn watch_cluster_data(&self, after: Option<&Revision>) -> StoreResult<WatchStream>;
+}
+
+/// Builds the store chosen by `config.backend`, after validating the configuration.
+pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
+    config.validate()?;
+    match config.backend {
+        StoreBackend::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Store::connect(config).await?)),
+        other => Err(StoreError::Config(format!(
+            "store backend {other} is not implemented yet in this build (available: etcdv3)"
+        ))),
+    }
+}

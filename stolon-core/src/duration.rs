@@ -53,16 +53,12 @@ impl GoDuration {
 
     /// A duration of `millis` milliseconds.
     pub const fn from_millis(millis: i64) -> Self {
-        GoDuration {
-            nanos: millis.saturating_mul(NANOS_PER_MILLI as i64),
-        }
+        GoDuration { nanos: millis.saturating_mul(NANOS_PER_MILLI as i64) }
     }
 
     /// A duration of `secs` seconds.
     pub const fn from_secs(secs: i64) -> Self {
-        GoDuration {
-            nanos: secs.saturating_mul(NANOS_PER_SEC as i64),
-        }
+        GoDuration { nanos: secs.saturating_mul(NANOS_PER_SEC as i64) }
     }
 
     /// A duration of `mins` minutes.
@@ -77,9 +73,7 @@ impl GoDuration {
 
     /// Converts a std duration, saturating at Go's maximum (about 292 years).
     pub fn from_std(d: std::time::Duration) -> Self {
-        GoDuration {
-            nanos: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        }
+        GoDuration { nanos: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX) }
     }
 
     /// The signed number of nanoseconds.
@@ -99,9 +93,7 @@ impl GoDuration {
 
     /// The std duration, or `None` when negative.
     pub fn to_std(&self) -> Option<std::time::Duration> {
-        u64::try_from(self.nanos)
-            .ok()
-            .map(std::time::Duration::from_nanos)
+        u64::try_from(self.nanos).ok().map(std::time::Duration::from_nanos)
     }
 
     /// The std duration, with negative values clamped to zero.
@@ -145,10 +137,7 @@ fn unit_nanos(unit: &str) -> Option<u64> {
 
 /// Splits the leading ASCII digits off `s`.
 fn split_digits(s: &str) -> (&str, &str) {
-    let end = s
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(s.len());
+    let end = s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
     s.split_at(end)
 }
 
@@ -197,10 +186,7 @@ fn parse_go_duration(input: &str) -> Result<i64, DurationParseError> {
                 if overflowed {
                     continue;
                 }
-                match frac
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                {
+                match frac.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))) {
                     Some(v) if v <= LIMIT => {
                         frac = v;
                         scale *= 10.0;
@@ -214,17 +200,13 @@ fn parse_go_duration(input: &str) -> Result<i64, DurationParseError> {
             return Err(invalid());
         }
         // Unit: everything up to the next '.' or digit.
-        let unit_end = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
+        let unit_end = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
         let (unit, rest) = s.split_at(unit_end);
         if unit.is_empty() {
             return Err(DurationParseError::MissingUnit(input.to_string()));
         }
-        let mult = unit_nanos(unit).ok_or_else(|| DurationParseError::UnknownUnit {
-            unit: unit.to_string(),
-            input: input.to_string(),
-        })?;
+        let mult = unit_nanos(unit)
+            .ok_or_else(|| DurationParseError::UnknownUnit { unit: unit.to_string(), input: input.to_string() })?;
         s = rest;
         if whole > LIMIT / mult {
             return Err(overflow());
@@ -237,10 +219,7 @@ fn parse_go_duration(input: &str) -> Result<i64, DurationParseError> {
                 .filter(|v| *v <= LIMIT)
                 .ok_or_else(overflow)?;
         }
-        total = total
-            .checked_add(v)
-            .filter(|t| *t <= LIMIT)
-            .ok_or_else(overflow)?;
+        total = total.checked_add(v).filter(|t| *t <= LIMIT).ok_or_else(overflow)?;
     }
     if neg {
         Ok((total as i128).wrapping_neg() as i64)
@@ -384,33 +363,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_syntax() {
-        for bad in [
-            "", "-", "+", "s", ".", "-.", ".s", "+.s", "3", "1.5", "3x", "1d", "1sm", "5 s", " 5s",
-        ] {
+        for bad in ["", "-", "+", "s", ".", "-.", ".s", "+.s", "3", "1.5", "3x", "1d", "1sm", "5 s", " 5s"] {
             assert!(GoDuration::parse(bad).is_err(), "{bad:?} should not parse");
         }
-        assert!(matches!(
-            GoDuration::parse("3"),
-            Err(DurationParseError::MissingUnit(_))
-        ));
-        assert!(matches!(
-            GoDuration::parse("3x"),
-            Err(DurationParseError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            GoDuration::parse(""),
-            Err(DurationParseError::Invalid(_))
-        ));
-        for big in [
-            "9223372036854775808ns",
-            "9223372036854775807ms",
-            "3000000h",
-            "-9223372036854775809ns",
-        ] {
-            assert!(
-                matches!(GoDuration::parse(big), Err(DurationParseError::Overflow(_))),
-                "{big:?}"
-            );
+        assert!(matches!(GoDuration::parse("3"), Err(DurationParseError::MissingUnit(_))));
+        assert!(matches!(GoDuration::parse("3x"), Err(DurationParseError::UnknownUnit { .. })));
+        assert!(matches!(GoDuration::parse(""), Err(DurationParseError::Invalid(_))));
+        for big in ["9223372036854775808ns", "9223372036854775807ms", "3000000h", "-9223372036854775809ns"] {
+            assert!(matches!(GoDuration::parse(big), Err(DurationParseError::Overflow(_))), "{big:?}");
         }
     }
 
@@ -441,27 +401,13 @@ mod tests {
             (i64::MIN, "-2562047h47m16.854775808s"),
         ];
         for (nanos, want) in cases {
-            assert_eq!(
-                GoDuration::from_nanos(*nanos).to_string(),
-                *want,
-                "formatting {nanos}ns"
-            );
+            assert_eq!(GoDuration::from_nanos(*nanos).to_string(), *want, "formatting {nanos}ns");
         }
     }
 
     #[test]
     fn format_then_parse_is_identity() {
-        for nanos in [
-            0,
-            1,
-            999,
-            1001,
-            59_999_999_999,
-            3_600_000_000_001,
-            -42_000_000,
-            i64::MAX,
-            i64::MIN,
-        ] {
+        for nanos in [0, 1, 999, 1001, 59_999_999_999, 3_600_000_000_001, -42_000_000, i64::MAX, i64::MIN] {
             let d = GoDuration::from_nanos(nanos);
             assert_eq!(GoDuration::parse(&d.to_string()), Ok(d));
         }
@@ -486,23 +432,11 @@ mod tests {
 
     #[test]
     fn std_conversions() {
-        assert_eq!(
-            GoDuration::from_secs(5).to_std(),
-            Some(std::time::Duration::from_secs(5))
-        );
+        assert_eq!(GoDuration::from_secs(5).to_std(), Some(std::time::Duration::from_secs(5)));
         assert_eq!(GoDuration::from_secs(-5).to_std(), None);
-        assert_eq!(
-            GoDuration::from_secs(-5).to_std_saturating(),
-            std::time::Duration::ZERO
-        );
-        assert_eq!(
-            GoDuration::from_std(std::time::Duration::from_millis(300)),
-            GoDuration::from_millis(300)
-        );
-        assert_eq!(
-            GoDuration::from_std(std::time::Duration::MAX).as_nanos(),
-            i64::MAX
-        );
+        assert_eq!(GoDuration::from_secs(-5).to_std_saturating(), std::time::Duration::ZERO);
+        assert_eq!(GoDuration::from_std(std::time::Duration::from_millis(300)), GoDuration::from_millis(300));
+        assert_eq!(GoDuration::from_std(std::time::Duration::MAX).as_nanos(), i64::MAX);
         assert_eq!(GoDuration::from_hours(48), GoDuration::from_mins(48 * 60));
     }
 }

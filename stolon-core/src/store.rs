@@ -1,1 +1,193 @@
-//! Typed access to the coordination store (written in the foundation issue; placeholder while the model lands).
+//! Typed access to the coordination store: [`ClusterStore`] wraps any [`Store`] and (de)serialises the
+//! cluster model, so that components deal in [`ClusterData`] and infos, never in bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use stolon_store::{MemberKind, Revision, Store, StoreError, WatchStream};
+
+use crate::cluster::{ClusterData, KeeperInfo, ModelError, ProxyInfo, SentinelInfo, decode_json};
+
+/// Member records never get a TTL below this (stolon's `MinTTL`: Consul halves session TTLs and refuses
+/// less than 10 s).
+pub const MIN_MEMBER_TTL: Duration = Duration::from_secs(20);
+
+/// TTL of a keeper's info: max(sleepInterval, 20 s).
+pub fn keeper_info_ttl(sleep_interval: Duration) -> Duration {
+    sleep_interval.max(MIN_MEMBER_TTL)
+}
+
+/// TTL of a sentinel's info: max(2 x sleepInterval, 20 s).
+pub fn sentinel_info_ttl(sleep_interval: Duration) -> Duration {
+    (sleep_interval * 2).max(MIN_MEMBER_TTL)
+}
+
+/// TTL of a proxy's info: max(2 x proxyTimeout, 20 s).
+pub fn proxy_info_ttl(proxy_timeout: Duration) -> Duration {
+    (proxy_timeout * 2).max(MIN_MEMBER_TTL)
+}
+
+/// Failures of typed store access.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterStoreError {
+    /// The store itself failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored document could not be decoded (or encoded).
+    #[error("store key {key}: {source}")]
+    Model {
+        /// The store key (or record) whose content is wrong.
+        key: String,
+        /// What is wrong with it.
+        #[source]
+        source: ModelError,
+    },
+}
+
+impl ClusterStoreError {
+    /// True when a compare-and-swap lost.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ClusterStoreError::Store(e) if e.is_conflict())
+    }
+}
+
+/// Cluster data as read, with the revision to hand back for a compare-and-swap write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedClusterData {
+    /// The decoded document.
+    pub data: ClusterData,
+    /// Its revision in the store.
+    pub revision: Revision,
+}
+
+/// Member infos of one kind, decoded; records that could not be decoded are reported, not dropped silently.
+#[derive(Debug, Clone)]
+pub struct Infos<T> {
+    /// Decoded infos by member id.
+    pub valid: BTreeMap<String, T>,
+    /// Member ids whose record could not be decoded, with the reason.
+    pub invalid: Vec<(String, String)>,
+}
+
+/// Typed access to one cluster in a store.
+#[derive(Clone)]
+pub struct ClusterStore {
+    store: Arc<dyn Store>,
+}
+
+impl ClusterStore {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        ClusterStore { store }
+    }
+
+    /// The underlying store (elections, watches, raw access).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Reads the cluster data. `None` when absent or when the stored JSON is the literal `null`. An
+    /// unsupported format version or a malformed document is an error naming the key.
+    pub async fn cluster_data(&self) -> Result<Option<VersionedClusterData>, ClusterStoreError> {
+        let Some(doc) = self.store.get_cluster_data().await? else { return Ok(None) };
+        let data = ClusterData::from_json(&doc.value).map_err(|source| self.model_err(source))?;
+        Ok(data.map(|data| VersionedClusterData { data, revision: doc.revision }))
+    }
+
+    /// Compare-and-swap write: create-only when `expected` is `None`.
+    pub async fn put_cluster_data_cas(
+        &self,
+        data: &ClusterData,
+        expected: Option<&Revision>,
+    ) -> Result<Revision, ClusterStoreError> {
+        let bytes = data.to_json().map_err(|source| self.model_err(source))?;
+        Ok(self.store.put_cluster_data_cas(&bytes, expected).await?)
+    }
+
+    /// Unconditional write.
+    pub async fn put_cluster_data(&self, data: &ClusterData) -> Result<Revision, ClusterStoreError> {
+        let bytes = data.to_json().map_err(|source| self.model_err(source))?;
+        Ok(self.store.put_cluster_data(&bytes).await?)
+    }
+
+    /// Publishes a keeper's info.
+    pub async fn set_keeper_info(&self, info: &KeeperInfo, ttl: Duration) -> Result<(), ClusterStoreError> {
+        self.set_member(MemberKind::Keeper, &info.uid, info, ttl).await
+    }
+
+    /// Publishes a sentinel's info.
+    pub async fn set_sentinel_info(&self, info: &SentinelInfo, ttl: Duration) -> Result<(), ClusterStoreError> {
+        self.set_member(MemberKind::Sentinel, &info.uid, info, ttl).await
+    }
+
+    /// Publishes a proxy's info.
+    pub async fn set_proxy_info(&self, info: &ProxyInfo, ttl: Duration) -> Result<(), ClusterStoreError> {
+        self.set_member(MemberKind::Proxy, &info.uid, info, ttl).await
+    }
+
+    /// The live keeper infos.
+    pub async fn keeper_infos(&self) -> Result<Infos<KeeperInfo>, ClusterStoreError> {
+        self.members(MemberKind::Keeper, "keeperinfo").await
+    }
+
+    /// The live sentinel infos.
+    pub async fn sentinel_infos(&self) -> Result<Infos<SentinelInfo>, ClusterStoreError> {
+        self.members(MemberKind::Sentinel, "sentinelinfo").await
+    }
+
+    /// The live proxy infos.
+    pub async fn proxy_infos(&self) -> Result<Infos<ProxyInfo>, ClusterStoreError> {
+        self.members(MemberKind::Proxy, "proxyinfo").await
+    }
+
+    /// The current leader sentinel's UID.
+    pub async fn leader(&self) -> Result<Option<String>, ClusterStoreError> {
+        Ok(self.store.leader().await?)
+    }
+
+    /// Watches the cluster data after `after` (raw events; decode with [`ClusterData::from_json`]).
+    pub async fn watch_cluster_data(&self, after: Option<&Revision>) -> Result<WatchStream, ClusterStoreError> {
+        Ok(self.store.watch_cluster_data(after).await?)
+    }
+
+    async fn set_member<T: Serialize>(
+        &self,
+        kind: MemberKind,
+        id: &str,
+        info: &T,
+        ttl: Duration,
+    ) -> Result<(), ClusterStoreError> {
+        let bytes = serde_json::to_vec(info).map_err(|e| ClusterStoreError::Model {
+            key: format!("{kind} {id}"),
+            source: ModelError::Serialize { what: "member info", message: e.to_string() },
+        })?;
+        Ok(self.store.set_member(kind, id, &bytes, ttl).await?)
+    }
+
+    async fn members<T: DeserializeOwned>(
+        &self,
+        kind: MemberKind,
+        what: &'static str,
+    ) -> Result<Infos<T>, ClusterStoreError> {
+        let mut infos = Infos { valid: BTreeMap::new(), invalid: Vec::new() };
+        for record in self.store.list_members(kind).await? {
+            match decode_json::<T>(what, &record.value) {
+                Ok(info) => {
+                    infos.valid.insert(record.id, info);
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %kind, id = %record.id, error = %e, "ignoring undecodable member record");
+                    infos.invalid.push((record.id, e.to_string()));
+                }
+            }
+        }
+        Ok(infos)
+    }
+
+    fn model_err(&self, source: ModelError) -> ClusterStoreError {
+        ClusterStoreError::Model { key: "clusterdata".into(), source }
+    }
+}

@@ -63,10 +63,7 @@ impl Timestamp {
     pub fn parse(s: &str) -> Result<Self, TimestampParseError> {
         DateTime::parse_from_rfc3339(s)
             .map(|dt| Timestamp(dt.with_timezone(&Utc)))
-            .map_err(|e| TimestampParseError {
-                input: s.to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| TimestampParseError { input: s.to_string(), reason: e.to_string() })
     }
 }
 
@@ -143,14 +140,8 @@ mod tests {
     #[test]
     fn formats_like_go_rfc3339nano() {
         assert_eq!(Timestamp::zero().to_string(), "0001-01-01T00:00:00Z");
-        assert_eq!(
-            rt("2026-11-27T10:13:05.123456789Z"),
-            "2026-11-27T10:13:05.123456789Z"
-        );
-        assert_eq!(
-            rt("2026-11-27T10:13:05.120000000Z"),
-            "2026-11-27T10:13:05.12Z"
-        );
+        assert_eq!(rt("2026-11-27T10:13:05.123456789Z"), "2026-11-27T10:13:05.123456789Z");
+        assert_eq!(rt("2026-11-27T10:13:05.120000000Z"), "2026-11-27T10:13:05.12Z");
         assert_eq!(rt("2026-11-27T10:13:05.5Z"), "2026-11-27T10:13:05.5Z");
         assert_eq!(rt("2026-11-27T10:13:05.000Z"), "2026-11-27T10:13:05Z");
         assert_eq!(rt("2026-11-27T10:13:05.0001Z"), "2026-11-27T10:13:05.0001Z");
@@ -158,10 +149,7 @@ mod tests {
 
     #[test]
     fn parses_offsets_into_utc() {
-        assert_eq!(
-            rt("2026-11-27T12:13:05.25+02:00"),
-            "2026-11-27T10:13:05.25Z"
-        );
+        assert_eq!(rt("2026-11-27T12:13:05.25+02:00"), "2026-11-27T10:13:05.25Z");
         assert_eq!(rt("2026-11-27T05:13:05-05:00"), "2026-11-27T10:13:05Z");
         assert!(Timestamp::parse("2026-11-27 10:13").is_err());
         assert!(Timestamp::parse("yesterday").is_err());
@@ -170,22 +158,14 @@ mod tests {
     #[test]
     fn zero_and_default() {
         assert!(Timestamp::default().is_zero());
-        assert!(
-            Timestamp::parse("0001-01-01T00:00:00Z")
-                .map(|t| t.is_zero())
-                .unwrap_or(false)
-        );
+        assert!(Timestamp::parse("0001-01-01T00:00:00Z").map(|t| t.is_zero()).unwrap_or(false));
         assert!(!Timestamp::now().is_zero());
     }
 
     #[test]
     fn serde_roundtrip_and_null() {
-        let t: Timestamp =
-            serde_json::from_str("\"2026-11-27T10:13:05.123456789Z\"").expect("valid time");
-        assert_eq!(
-            serde_json::to_string(&t).expect("serialises"),
-            "\"2026-11-27T10:13:05.123456789Z\""
-        );
+        let t: Timestamp = serde_json::from_str("\"2026-11-27T10:13:05.123456789Z\"").expect("valid time");
+        assert_eq!(serde_json::to_string(&t).expect("serialises"), "\"2026-11-27T10:13:05.123456789Z\"");
         let z: Timestamp = serde_json::from_str("null").expect("null is the zero time");
         assert!(z.is_zero());
         assert!(serde_json::from_str::<Timestamp>("\"nope\"").is_err());

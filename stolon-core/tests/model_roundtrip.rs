@@ -4,17 +4,14 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use stolon_core::cluster::{
-    ClusterData, ClusterInitMode, ClusterPhase, ClusterRole, ClusterSpec, DbInitMode, DbLocalState,
-    DbRole, FollowType, KeeperInfo, KeeperLocalState, ModelError, ProxyInfo, SentinelInfo,
-    SuReplAccessMode, decode_json,
+    ClusterData, ClusterInitMode, ClusterPhase, ClusterRole, ClusterSpec, DbInitMode, DbLocalState, DbRole, FollowType,
+    KeeperInfo, KeeperLocalState, ModelError, ProxyInfo, SentinelInfo, SuReplAccessMode, decode_json,
 };
 use stolon_core::duration::GoDuration;
 use stolon_core::time::Timestamp;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -36,13 +33,8 @@ fn strings(v: &[&str]) -> Vec<String> {
 /// Serialises, checks the JSON re-parses to an equal value, and returns the JSON value.
 fn roundtrip(cd: &ClusterData) -> Value {
     let bytes = cd.to_json().expect("serialises");
-    let again = ClusterData::from_json(&bytes)
-        .expect("re-parses")
-        .expect("not null");
-    assert_eq!(
-        &again, cd,
-        "parse -> serialise -> parse must be the identity"
-    );
+    let again = ClusterData::from_json(&bytes).expect("re-parses").expect("not null");
+    assert_eq!(&again, cd, "parse -> serialise -> parse must be the identity");
     serde_json::from_slice(&bytes).expect("output is JSON")
 }
 
@@ -50,11 +42,7 @@ fn roundtrip(cd: &ClusterData) -> Value {
 fn same_json_as_fixture(name: &str, out: &Value) {
     let input: Value = serde_json::from_slice(&fixture(name)).expect("fixture is JSON");
     let normalised = normalise_times(input);
-    assert_eq!(
-        &normalise_times(out.clone()),
-        &normalised,
-        "{name}: output differs from the fixture"
-    );
+    assert_eq!(&normalise_times(out.clone()), &normalised, "{name}: output differs from the fixture");
 }
 
 fn normalise_times(v: Value) -> Value {
@@ -83,11 +71,7 @@ fn sync_cluster_fields() {
     let c = &cd.cluster;
     assert_eq!(c.uid, "3e1c2a9f");
     assert_eq!(c.generation, 1);
-    assert_eq!(
-        c.change_time.to_string(),
-        "2026-11-20T07:00:01.5Z",
-        "offset converted to UTC"
-    );
+    assert_eq!(c.change_time.to_string(), "2026-11-20T07:00:01.5Z", "offset converted to UTC");
     assert_eq!(c.status.phase, Some(ClusterPhase::Normal));
     assert_eq!(c.status.master, "a1b2c3d4");
     assert_eq!(c.status.current_generation, 0);
@@ -103,22 +87,13 @@ fn sync_cluster_fields() {
     assert_eq!(s.min_synchronous_standbys, Some(1));
     assert_eq!(s.max_synchronous_standbys, Some(2));
     assert_eq!(s.additional_wal_senders, None);
-    assert_eq!(
-        s.additional_master_replication_slots,
-        Some(strings(&["backup_slot"]))
-    );
+    assert_eq!(s.additional_master_replication_slots, Some(strings(&["backup_slot"])));
     assert_eq!(s.use_pgrewind, Some(true));
     assert_eq!(s.init_mode, Some(ClusterInitMode::New));
     let nc = s.new_config.as_ref().expect("newConfig");
-    assert_eq!(
-        (nc.locale.as_str(), nc.encoding.as_str(), nc.data_checksums),
-        ("en_US.UTF-8", "UTF8", true)
-    );
+    assert_eq!((nc.locale.as_str(), nc.encoding.as_str(), nc.data_checksums), ("en_US.UTF-8", "UTF8", true));
     let params = s.pg_parameters.as_ref().expect("pgParameters");
-    assert_eq!(
-        params.get("shared_buffers").map(String::as_str),
-        Some("256MB")
-    );
+    assert_eq!(params.get("shared_buffers").map(String::as_str), Some("256MB"));
     assert_eq!(params.len(), 3);
     assert_eq!(s.pg_hba, None);
     assert_eq!(s.automatic_pg_restart, None);
@@ -130,18 +105,9 @@ fn sync_cluster_fields() {
     assert_eq!(k0.generation, 1);
     assert!(k0.change_time.is_zero());
     assert!(k0.status.healthy);
-    assert_eq!(
-        k0.status.last_healthy_time.to_string(),
-        "2026-11-27T10:13:04.987654321Z"
-    );
+    assert_eq!(k0.status.last_healthy_time.to_string(), "2026-11-27T10:13:04.987654321Z");
     assert_eq!(k0.status.boot_uuid, "0b7e6d1c-5a4f-4e3d-9c2b-1a0f9e8d7c6b");
-    assert_eq!(
-        (
-            k0.status.postgres_binary_version.maj,
-            k0.status.postgres_binary_version.min
-        ),
-        (15, 8)
-    );
+    assert_eq!((k0.status.postgres_binary_version.maj, k0.status.postgres_binary_version.min), (15, 8));
     assert!(!k0.status.force_fail);
     assert_eq!(k0.status.can_be_master, None);
     let k1 = &cd.keepers["keeper1"];
@@ -162,17 +128,11 @@ fn sync_cluster_fields() {
     assert!(m.spec.synchronous_replication);
     assert!(m.spec.use_pgrewind);
     assert_eq!(m.spec.additional_wal_senders, 5);
-    assert_eq!(
-        m.spec.additional_replication_slots,
-        Some(strings(&["backup_slot"]))
-    );
+    assert_eq!(m.spec.additional_replication_slots, Some(strings(&["backup_slot"])));
     assert_eq!(m.spec.init_mode, Some(DbInitMode::None));
     assert_eq!(m.spec.role, Some(DbRole::Master));
     assert_eq!(m.spec.follow_config, None);
-    assert_eq!(
-        m.spec.followers(),
-        strings(&["e5f6a7b8", "f9e8d7c6"]).as_slice()
-    );
+    assert_eq!(m.spec.followers(), strings(&["e5f6a7b8", "f9e8d7c6"]).as_slice());
     assert_eq!(m.spec.synchronous_standbys, Some(strings(&["e5f6a7b8"])));
     assert_eq!(m.spec.external_synchronous_standbys, Some(vec![]));
     assert!(!m.spec.include_config);
@@ -187,18 +147,9 @@ fn sync_cluster_fields() {
     assert_eq!(m.status.timelines_history.len(), 2);
     assert_eq!(m.status.timelines_history[1].timeline_id, 2);
     assert_eq!(m.status.timelines_history[1].switch_point, 50_331_680);
-    assert_eq!(
-        m.status.timelines_history[0].reason,
-        "no recovery target specified"
-    );
-    assert_eq!(
-        m.status.pg_parameters.get("datestyle").map(String::as_str),
-        Some("iso, mdy")
-    );
-    assert_eq!(
-        m.status.synchronous_standbys(),
-        strings(&["e5f6a7b8"]).as_slice()
-    );
+    assert_eq!(m.status.timelines_history[0].reason, "no recovery target specified");
+    assert_eq!(m.status.pg_parameters.get("datestyle").map(String::as_str), Some("iso, mdy"));
+    assert_eq!(m.status.synchronous_standbys(), strings(&["e5f6a7b8"]).as_slice());
     assert_eq!(m.status.older_wal_file, "000000030000000000000003");
     assert!(m.status.cur_synchronous_standbys.is_empty());
 
@@ -217,19 +168,13 @@ fn sync_cluster_fields() {
     assert!(!s2.status.healthy);
     assert_eq!(s2.status.port, "5433");
     assert_eq!(s2.status.system_id, "");
-    assert_eq!(
-        cd.db_of_keeper("keeper2").map(|d| d.uid.as_str()),
-        Some("f9e8d7c6")
-    );
+    assert_eq!(cd.db_of_keeper("keeper2").map(|d| d.uid.as_str()), Some("f9e8d7c6"));
     assert_eq!(cd.master_db().map(|d| d.uid.as_str()), Some("a1b2c3d4"));
 
     assert_eq!(cd.proxy.generation, 5);
     assert_eq!(cd.proxy.uid, "");
     assert_eq!(cd.proxy.spec.master_db_uid, "a1b2c3d4");
-    assert_eq!(
-        cd.proxy.spec.enabled_proxies,
-        strings(&["1a2b3c4d", "5e6f7a8b"])
-    );
+    assert_eq!(cd.proxy.spec.enabled_proxies, strings(&["1a2b3c4d", "5e6f7a8b"]));
 
     let out = roundtrip(&cd);
     same_json_as_fixture("clusterdata_sync.json", &out);
@@ -240,10 +185,7 @@ fn sync_cluster_with_fake_standby() {
     let cd = load("clusterdata_sync_fake_standby.json");
     let m = &cd.dbs["a1b2c3d4"];
     assert_eq!(m.spec.synchronous_standbys, Some(vec![]));
-    assert_eq!(
-        m.spec.external_synchronous_standbys(),
-        strings(&["stolonfakestandby"]).as_slice()
-    );
+    assert_eq!(m.spec.external_synchronous_standbys(), strings(&["stolonfakestandby"]).as_slice());
     assert_eq!(m.spec.pg_hba, Some(vec![]), "pgHBA [] is not null");
     assert_eq!(cd.cluster.spec.pg_hba, Some(vec![]));
     assert_eq!(cd.cluster.spec.automatic_pg_restart, Some(true));
@@ -251,14 +193,8 @@ fn sync_cluster_with_fake_standby() {
     assert!(cd.keepers.is_empty());
     let out = roundtrip(&cd);
     assert_eq!(out["cluster"]["spec"]["pgHBA"], serde_json::json!([]));
-    assert_eq!(
-        out["dbs"]["a1b2c3d4"]["spec"]["pgHBA"],
-        serde_json::json!([])
-    );
-    assert!(
-        out["proxy"]["spec"].get("enabledProxies").is_none(),
-        "empty enabledProxies is omitted"
-    );
+    assert_eq!(out["dbs"]["a1b2c3d4"]["spec"]["pgHBA"], serde_json::json!([]));
+    assert!(out["proxy"]["spec"].get("enabledProxies").is_none(), "empty enabledProxies is omitted");
     same_json_as_fixture("clusterdata_sync_fake_standby.json", &out);
 }
 
@@ -269,10 +205,7 @@ fn initializing_cluster() {
     assert_eq!(cd.cluster.uid, "9f8e7d6c");
     assert_eq!(cd.cluster.status.phase, Some(ClusterPhase::Initializing));
     assert_eq!(cd.cluster.status.master, "");
-    assert_eq!(
-        cd.cluster.change_time.to_string(),
-        "2026-11-27T09:59:58.204060801Z"
-    );
+    assert_eq!(cd.cluster.change_time.to_string(), "2026-11-27T09:59:58.204060801Z");
     assert_eq!(cd.cluster.spec.init_mode, Some(ClusterInitMode::New));
     assert_eq!(cd.cluster.spec.with_defaults().max_standbys, Some(20));
     assert!(cd.keepers.is_empty() && cd.dbs.is_empty());
@@ -291,32 +224,18 @@ fn standby_cluster() {
     assert_eq!(s.role, Some(ClusterRole::Standby));
     assert_eq!(s.init_mode, Some(ClusterInitMode::Pitr));
     assert_eq!(s.sleep_interval(), std::time::Duration::from_secs(2));
-    assert_eq!(
-        s.dead_keeper_removal_interval,
-        Some(GoDuration::from_hours(24))
-    );
+    assert_eq!(s.dead_keeper_removal_interval, Some(GoDuration::from_hours(24)));
     assert_eq!(s.additional_wal_senders, Some(2));
-    assert_eq!(
-        s.default_su_repl_access_mode,
-        Some(SuReplAccessMode::Strict)
-    );
+    assert_eq!(s.default_su_repl_access_mode, Some(SuReplAccessMode::Strict));
     assert_eq!(s.pg_hba.as_ref().map(Vec::len), Some(2));
     assert_eq!(s.automatic_pg_restart, Some(false));
     let pitr = s.pitr_config.as_ref().expect("pitrConfig");
     assert!(pitr.data_restore_command.starts_with("pg_basebackup -D %d"));
     assert_eq!(pitr.recovery_target_settings, None);
-    assert_eq!(
-        pitr.archive_recovery_settings
-            .as_ref()
-            .map(|a| a.restore_command.as_str()),
-        Some("cp /mnt/wal/%f %p")
-    );
+    assert_eq!(pitr.archive_recovery_settings.as_ref().map(|a| a.restore_command.as_str()), Some("cp /mnt/wal/%f %p"));
     let sc = s.standby_config.as_ref().expect("standbyConfig");
     let ss = sc.standby_settings.as_ref().expect("standbySettings");
-    assert_eq!(
-        ss.primary_conninfo,
-        "host=primary.example.net port=5432 user=repluser sslmode=require"
-    );
+    assert_eq!(ss.primary_conninfo, "host=primary.example.net port=5432 user=repluser sslmode=require");
     assert_eq!(ss.primary_slot_name, "standby_cluster");
     assert_eq!(ss.recovery_min_apply_delay, "30s");
     assert!(s.validate().is_ok());
@@ -327,18 +246,8 @@ fn standby_cluster() {
     let fc = head.spec.follow_config.as_ref().expect("followConfig");
     assert_eq!(fc.follow_type, Some(FollowType::External));
     assert_eq!(fc.db_uid, "");
-    assert_eq!(
-        fc.standby_settings
-            .as_ref()
-            .map(|s| s.primary_slot_name.as_str()),
-        Some("standby_cluster")
-    );
-    assert_eq!(
-        fc.archive_recovery_settings
-            .as_ref()
-            .map(|a| a.restore_command.as_str()),
-        Some("cp /mnt/wal/%f %p")
-    );
+    assert_eq!(fc.standby_settings.as_ref().map(|s| s.primary_slot_name.as_str()), Some("standby_cluster"));
+    assert_eq!(fc.archive_recovery_settings.as_ref().map(|a| a.restore_command.as_str()), Some("cp /mnt/wal/%f %p"));
     assert!(head.spec.pitr_config.is_some());
     assert_eq!(head.status.x_log_pos, 117_440_512);
     assert_eq!(cd.keepers["k_east"].status.postgres_binary_version.maj, 16);
@@ -351,16 +260,8 @@ fn always_emitted_keys_are_written() {
     let cd = load("clusterdata_sync.json");
     let out = roundtrip(&cd);
     let spec = &out["cluster"]["spec"];
-    for key in [
-        "additionalWalSenders",
-        "additionalMasterReplicationSlots",
-        "pgHBA",
-        "automaticPgRestart",
-    ] {
-        assert!(
-            spec.get(key).is_some(),
-            "cluster.spec.{key} must be emitted"
-        );
+    for key in ["additionalWalSenders", "additionalMasterReplicationSlots", "pgHBA", "automaticPgRestart"] {
+        assert!(spec.get(key).is_some(), "cluster.spec.{key} must be emitted");
     }
     assert_eq!(spec["additionalWalSenders"], Value::Null);
     assert_eq!(spec["pgHBA"], Value::Null);
@@ -375,31 +276,16 @@ fn always_emitted_keys_are_written() {
             "synchronousStandbys",
             "externalSynchronousStandbys",
         ] {
-            assert!(
-                db["spec"].get(key).is_some(),
-                "dbs.{uid}.spec.{key} must be emitted"
-            );
+            assert!(db["spec"].get(key).is_some(), "dbs.{uid}.spec.{key} must be emitted");
         }
-        assert!(
-            db["status"].get("synchronousStandbys").is_some(),
-            "dbs.{uid}.status.synchronousStandbys"
-        );
+        assert!(db["status"].get("synchronousStandbys").is_some(), "dbs.{uid}.status.synchronousStandbys");
         assert!(db["status"].get("curSynchronousStandbys").is_none());
         assert!(db.get("changeTime").is_some());
     }
-    assert_eq!(
-        out["dbs"]["e5f6a7b8"]["spec"]["additionalReplicationSlots"],
-        Value::Null
-    );
-    assert_eq!(
-        out["dbs"]["e5f6a7b8"]["spec"]["followers"],
-        serde_json::json!([])
-    );
+    assert_eq!(out["dbs"]["e5f6a7b8"]["spec"]["additionalReplicationSlots"], Value::Null);
+    assert_eq!(out["dbs"]["e5f6a7b8"]["spec"]["followers"], serde_json::json!([]));
     for (uid, k) in out["keepers"].as_object().expect("keepers object") {
-        assert_eq!(
-            k["changeTime"], "0001-01-01T00:00:00Z",
-            "keepers.{uid}.changeTime"
-        );
+        assert_eq!(k["changeTime"], "0001-01-01T00:00:00Z", "keepers.{uid}.changeTime");
         assert_eq!(k["spec"], serde_json::json!({}), "keepers.{uid}.spec");
         assert!(k["status"].get("postgresBinaryVersion").is_some());
         assert!(k["status"].get("lastHealthyTime").is_some());
@@ -412,33 +298,17 @@ fn omitempty_fields_are_skipped() {
     let cd = load("clusterdata_sync.json");
     let out = roundtrip(&cd);
     let spec = &out["cluster"]["spec"];
-    for key in [
-        "convergenceTimeout",
-        "role",
-        "pitrConfig",
-        "standbyConfig",
-        "existingConfig",
-        "defaultSUReplAccessMode",
-    ] {
-        assert!(
-            spec.get(key).is_none(),
-            "cluster.spec.{key} must be omitted when unset"
-        );
+    for key in
+        ["convergenceTimeout", "role", "pitrConfig", "standbyConfig", "existingConfig", "defaultSUReplAccessMode"]
+    {
+        assert!(spec.get(key).is_none(), "cluster.spec.{key} must be omitted when unset");
     }
     let k0 = &out["keepers"]["keeper0"]["status"];
     for key in ["forceFail", "canBeMaster", "canBeSynchronousReplica"] {
         assert!(k0.get(key).is_none(), "keepers.keeper0.status.{key}");
     }
     let st = &out["dbs"]["f9e8d7c6"]["status"];
-    for key in [
-        "healthy",
-        "systemdID",
-        "timelineID",
-        "xLogPos",
-        "timelinesHistory",
-        "pgParameters",
-        "olderWalFile",
-    ] {
+    for key in ["healthy", "systemdID", "timelineID", "xLogPos", "timelinesHistory", "pgParameters", "olderWalFile"] {
         assert!(st.get(key).is_none(), "dbs.f9e8d7c6.status.{key}");
     }
     assert!(out["cluster"]["status"].get("currentGeneration").is_none());
@@ -448,10 +318,7 @@ fn omitempty_fields_are_skipped() {
 #[test]
 fn new_initial_cluster_data() {
     let now = ts("2026-11-27T10:00:00.5Z");
-    let spec = ClusterSpec {
-        init_mode: Some(ClusterInitMode::New),
-        ..ClusterSpec::default()
-    };
+    let spec = ClusterSpec { init_mode: Some(ClusterInitMode::New), ..ClusterSpec::default() };
     let cd = ClusterData::new_initial("abcd0123", spec.clone(), now);
     assert_eq!(cd.format_version, 1);
     assert_eq!(cd.cluster.uid, "abcd0123");
@@ -464,14 +331,8 @@ fn new_initial_cluster_data() {
     let out = roundtrip(&cd);
     assert_eq!(out["keepers"], serde_json::json!({}));
     assert_eq!(out["dbs"], serde_json::json!({}));
-    assert_eq!(
-        out["proxy"],
-        serde_json::json!({"changeTime": "0001-01-01T00:00:00Z", "spec": {}, "status": {}})
-    );
-    assert_eq!(
-        out["cluster"]["status"],
-        serde_json::json!({"phase": "initializing"})
-    );
+    assert_eq!(out["proxy"], serde_json::json!({"changeTime": "0001-01-01T00:00:00Z", "spec": {}, "status": {}}));
+    assert_eq!(out["cluster"]["status"], serde_json::json!({"phase": "initializing"}));
     assert_eq!(
         out["cluster"]["spec"],
         serde_json::json!({
@@ -494,9 +355,7 @@ fn unknown_fields_and_missing_subobjects_are_tolerated() {
         "dbs": {"d1": {"uid": "d1", "spec": null, "status": {"systemdID": "42", "weird": null}}},
         "proxy": null
     }"#;
-    let cd = ClusterData::from_json(json)
-        .expect("tolerant")
-        .expect("not null");
+    let cd = ClusterData::from_json(json).expect("tolerant").expect("not null");
     assert_eq!(cd.cluster.uid, "u1");
     assert!(cd.change_time.is_zero());
     assert_eq!(cd.cluster.status, Default::default());
@@ -507,28 +366,16 @@ fn unknown_fields_and_missing_subobjects_are_tolerated() {
     assert_eq!(cd.proxy, Default::default());
     let out = roundtrip(&cd);
     assert!(out.get("futureTopLevel").is_none());
-    assert!(
-        out["dbs"]["d1"].get("spec").is_some(),
-        "spec always emitted"
-    );
+    assert!(out["dbs"]["d1"].get("spec").is_some(), "spec always emitted");
 }
 
 #[test]
 fn unknown_enum_values_are_kept() {
-    let json =
-        br#"{"formatVersion": 1, "cluster": {"spec": {"initMode": "clone", "role": "leader"},
+    let json = br#"{"formatVersion": 1, "cluster": {"spec": {"initMode": "clone", "role": "leader"},
         "status": {"phase": "degraded"}}, "keepers": {}, "dbs": {}, "proxy": {}}"#;
-    let cd = ClusterData::from_json(json)
-        .expect("parses")
-        .expect("not null");
-    assert_eq!(
-        cd.cluster.spec.init_mode,
-        Some(ClusterInitMode::Unknown("clone".into()))
-    );
-    assert_eq!(
-        cd.cluster.status.phase,
-        Some(ClusterPhase::Unknown("degraded".into()))
-    );
+    let cd = ClusterData::from_json(json).expect("parses").expect("not null");
+    assert_eq!(cd.cluster.spec.init_mode, Some(ClusterInitMode::Unknown("clone".into())));
+    assert_eq!(cd.cluster.status.phase, Some(ClusterPhase::Unknown("degraded".into())));
     let out = roundtrip(&cd);
     assert_eq!(out["cluster"]["spec"]["role"], "leader");
 }
@@ -548,20 +395,13 @@ fn garbage_is_a_syntax_error() {
         }
         other => panic!("expected a syntax error, got {other:?}"),
     }
-    assert!(matches!(
-        ClusterData::from_json(b"\xff\xfe"),
-        Err(ModelError::Syntax { .. })
-    ));
-    assert!(matches!(
-        ClusterData::from_json(b""),
-        Err(ModelError::Syntax { .. })
-    ));
+    assert!(matches!(ClusterData::from_json(b"\xff\xfe"), Err(ModelError::Syntax { .. })));
+    assert!(matches!(ClusterData::from_json(b""), Err(ModelError::Syntax { .. })));
 }
 
 #[test]
 fn wrong_shape_names_the_path() {
-    let json =
-        br#"{"formatVersion": 1, "cluster": {"spec": {"initMode": "new", "maxStandbys": "many"}},
+    let json = br#"{"formatVersion": 1, "cluster": {"spec": {"initMode": "new", "maxStandbys": "many"}},
         "keepers": {}, "dbs": {}, "proxy": {}}"#;
     match ClusterData::from_json(json) {
         Err(ModelError::Shape { path, message, .. }) => {
@@ -570,8 +410,7 @@ fn wrong_shape_names_the_path() {
         }
         other => panic!("expected a shape error, got {other:?}"),
     }
-    let json =
-        br#"{"formatVersion": 1, "dbs": {"d1": {"spec": {"requestTimeout": "10 parsecs"}}}}"#;
+    let json = br#"{"formatVersion": 1, "dbs": {"d1": {"spec": {"requestTimeout": "10 parsecs"}}}}"#;
     match ClusterData::from_json(json) {
         Err(e @ ModelError::Shape { .. }) => {
             let text = e.to_string();
@@ -585,34 +424,21 @@ fn wrong_shape_names_the_path() {
         other => panic!("expected a shape error, got {other:?}"),
     }
     let bad_time = br#"{"formatVersion": 1, "changeTime": "yesterday"}"#;
-    assert!(
-        matches!(ClusterData::from_json(bad_time), Err(ModelError::Shape { path, .. }) if path == "changeTime")
-    );
+    assert!(matches!(ClusterData::from_json(bad_time), Err(ModelError::Shape { path, .. }) if path == "changeTime"));
 }
 
 #[test]
 fn unsupported_format_version() {
     let json = br#"{"formatVersion": 2, "cluster": "a different shape"}"#;
     match ClusterData::from_json(json) {
-        Err(
-            e @ ModelError::UnsupportedFormatVersion {
-                found: 2,
-                supported: 1,
-            },
-        ) => {
-            assert!(
-                e.to_string()
-                    .contains("unsupported clusterdata format version 2")
-            );
+        Err(e @ ModelError::UnsupportedFormatVersion { found: 2, supported: 1 }) => {
+            assert!(e.to_string().contains("unsupported clusterdata format version 2"));
         }
         other => panic!("expected unsupported format version, got {other:?}"),
     }
     assert_eq!(
         ClusterData::from_json(br#"{"cluster": {}}"#),
-        Err(ModelError::UnsupportedFormatVersion {
-            found: 0,
-            supported: 1
-        })
+        Err(ModelError::UnsupportedFormatVersion { found: 0, supported: 1 })
     );
     assert!(matches!(
         ClusterData::from_json(br#"{"formatVersion": "1"}"#),
@@ -622,19 +448,12 @@ fn unsupported_format_version() {
 
 #[test]
 fn keeper_info_fields_and_roundtrip() {
-    let ki: KeeperInfo =
-        decode_json("keeperinfo", &fixture("keeperinfo.json")).expect("keeper info");
+    let ki: KeeperInfo = decode_json("keeperinfo", &fixture("keeperinfo.json")).expect("keeper info");
     assert_eq!(ki.info_uid, "6d5c4b3a");
     assert_eq!(ki.uid, "keeper1");
     assert_eq!(ki.cluster_uid, "3e1c2a9f");
     assert_eq!(ki.boot_uuid, "7d3c1f0a-2b9e-4c8d-8a7f-6e5d4c3b2a19");
-    assert_eq!(
-        (
-            ki.postgres_binary_version.maj,
-            ki.postgres_binary_version.min
-        ),
-        (15, 8)
-    );
+    assert_eq!((ki.postgres_binary_version.maj, ki.postgres_binary_version.min), (15, 8));
     assert_eq!(ki.can_be_master, Some(false));
     assert_eq!(ki.can_be_synchronous_replica, Some(true));
     assert_eq!(ki.priority, None);
@@ -649,31 +468,21 @@ fn keeper_info_fields_and_roundtrip() {
     assert_eq!(ps.x_log_pos, 50_331_800);
     assert_eq!(ps.timelines_history.len(), 1);
     assert_eq!(ps.timelines_history[0].switch_point, 50_331_680);
-    assert_eq!(
-        ps.pg_parameters.get("wal_level").map(String::as_str),
-        Some("replica")
-    );
+    assert_eq!(ps.pg_parameters.get("wal_level").map(String::as_str), Some("replica"));
     assert_eq!(ps.synchronous_standbys, Some(vec![]));
     assert_eq!(ps.older_wal_file, "000000030000000000000002");
     let out = serde_json::to_value(&ki).expect("serialises");
-    assert_eq!(
-        out["postgresState"]["systemID"], "7311822263417163543",
-        "systemID, not systemdID"
-    );
+    assert_eq!(out["postgresState"]["systemID"], "7311822263417163543", "systemID, not systemdID");
     let input: Value = serde_json::from_slice(&fixture("keeperinfo.json")).expect("json");
     assert_eq!(out, input);
 
-    let min: KeeperInfo =
-        decode_json("keeperinfo", &fixture("keeperinfo_minimal.json")).expect("minimal");
+    let min: KeeperInfo = decode_json("keeperinfo", &fixture("keeperinfo_minimal.json")).expect("minimal");
     let ps = min.postgres_state.as_ref().expect("postgresState");
     assert!(!ps.healthy);
     assert_eq!(ps.synchronous_standbys, None);
     assert_eq!(min.can_be_master, None);
     let out = serde_json::to_value(&min).expect("serialises");
-    assert_eq!(
-        out["postgresBinaryVersion"],
-        serde_json::json!({"Maj": 0, "Min": 0})
-    );
+    assert_eq!(out["postgresBinaryVersion"], serde_json::json!({"Maj": 0, "Min": 0}));
     assert_eq!(out["postgresState"]["synchronousStandbys"], Value::Null);
     let input: Value = serde_json::from_slice(&fixture("keeperinfo_minimal.json")).expect("json");
     assert_eq!(out, input);
@@ -694,45 +503,29 @@ fn proxy_and_sentinel_info() {
     let bad = decode_json::<ProxyInfo>("proxyinfo", br#"{"UID": "x", "ProxyTimeout": "15s"}"#);
     assert!(matches!(bad, Err(ModelError::Shape { path, .. }) if path == "ProxyTimeout"));
 
-    let si: SentinelInfo =
-        decode_json("sentinelinfo", &fixture("sentinelinfo.json")).expect("sentinel info");
+    let si: SentinelInfo = decode_json("sentinelinfo", &fixture("sentinelinfo.json")).expect("sentinel info");
     assert_eq!(si.uid, "b16b00b5");
-    assert_eq!(
-        serde_json::to_string(&si).expect("serialises"),
-        r#"{"UID":"b16b00b5"}"#
-    );
+    assert_eq!(serde_json::to_string(&si).expect("serialises"), r#"{"UID":"b16b00b5"}"#);
 }
 
 #[test]
 fn keeper_local_state_files() {
-    let ks: KeeperLocalState =
-        decode_json("keeperstate", &fixture("keeperstate.json")).expect("keeperstate");
+    let ks: KeeperLocalState = decode_json("keeperstate", &fixture("keeperstate.json")).expect("keeperstate");
     assert_eq!(ks.uid, "keeper1");
     assert_eq!(ks.cluster_uid, "3e1c2a9f");
-    assert_eq!(
-        serde_json::to_string(&ks).expect("ok"),
-        r#"{"UID":"keeper1","ClusterUID":"3e1c2a9f"}"#
-    );
+    assert_eq!(serde_json::to_string(&ks).expect("ok"), r#"{"UID":"keeper1","ClusterUID":"3e1c2a9f"}"#);
 
     let ds: DbLocalState = decode_json("dbstate", &fixture("dbstate.json")).expect("dbstate");
     assert_eq!(ds.uid, "e5f6a7b8");
     assert_eq!(ds.generation, 4);
     assert!(!ds.initializing);
     let params = ds.init_pg_parameters.as_ref().expect("params");
-    assert_eq!(
-        params.get("max_connections").map(String::as_str),
-        Some("100")
-    );
+    assert_eq!(params.get("max_connections").map(String::as_str), Some("100"));
     let out = serde_json::to_value(&ds).expect("ok");
     let input: Value = serde_json::from_slice(&fixture("dbstate.json")).expect("json");
     assert_eq!(out, input);
 
-    let fresh = DbLocalState {
-        uid: "d1".into(),
-        generation: 1,
-        initializing: true,
-        init_pg_parameters: None,
-    };
+    let fresh = DbLocalState { uid: "d1".into(), generation: 1, initializing: true, init_pg_parameters: None };
     assert_eq!(
         serde_json::to_string(&fresh).expect("ok"),
         r#"{"UID":"d1","Generation":1,"Initializing":true,"InitPGParameters":null}"#

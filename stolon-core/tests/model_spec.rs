@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use stolon_core::cluster::{
-    ClusterInitMode, ClusterRole, ClusterSpec, ExistingConfig, PitrConfig, RecoveryTargetSettings,
-    SpecError, SpecUpdateError, StandbyConfig, StandbySettings, SuReplAccessMode, defaults,
+    ClusterInitMode, ClusterRole, ClusterSpec, ExistingConfig, PitrConfig, RecoveryTargetSettings, SpecError,
+    SpecUpdateError, StandbyConfig, StandbySettings, SuReplAccessMode, defaults,
 };
 use stolon_core::duration::GoDuration;
 
@@ -13,10 +13,7 @@ fn spec(json: &str) -> ClusterSpec {
 }
 
 fn new_spec() -> ClusterSpec {
-    ClusterSpec {
-        init_mode: Some(ClusterInitMode::New),
-        ..ClusterSpec::default()
-    }
+    ClusterSpec { init_mode: Some(ClusterInitMode::New), ..ClusterSpec::default() }
 }
 
 fn standby_config() -> StandbyConfig {
@@ -44,94 +41,61 @@ fn rejected(s: &ClusterSpec, want: SpecError, rule: u8, needles: &[&str]) {
 
 #[test]
 fn default_sleep_interval() {
-    assert_eq!(
-        new_spec().with_defaults().sleep_interval,
-        Some(GoDuration::from_secs(5))
-    );
+    assert_eq!(new_spec().with_defaults().sleep_interval, Some(GoDuration::from_secs(5)));
     assert_eq!(new_spec().sleep_interval(), Duration::from_secs(5));
 }
 
 #[test]
 fn default_request_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().request_timeout,
-        Some(GoDuration::from_secs(10))
-    );
+    assert_eq!(new_spec().with_defaults().request_timeout, Some(GoDuration::from_secs(10)));
     assert_eq!(new_spec().request_timeout(), Duration::from_secs(10));
 }
 
 #[test]
 fn default_convergence_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().convergence_timeout,
-        Some(GoDuration::from_secs(30))
-    );
+    assert_eq!(new_spec().with_defaults().convergence_timeout, Some(GoDuration::from_secs(30)));
     assert_eq!(new_spec().convergence_timeout(), Duration::from_secs(30));
 }
 
 #[test]
 fn default_init_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().init_timeout,
-        Some(GoDuration::from_mins(5))
-    );
+    assert_eq!(new_spec().with_defaults().init_timeout, Some(GoDuration::from_mins(5)));
     assert_eq!(new_spec().init_timeout(), Duration::from_secs(300));
 }
 
 #[test]
 fn default_sync_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().sync_timeout,
-        Some(GoDuration::ZERO)
-    );
+    assert_eq!(new_spec().with_defaults().sync_timeout, Some(GoDuration::ZERO));
     assert_eq!(new_spec().sync_timeout(), Duration::ZERO);
 }
 
 #[test]
 fn default_db_wait_ready_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().db_wait_ready_timeout,
-        Some(GoDuration::from_secs(60))
-    );
+    assert_eq!(new_spec().with_defaults().db_wait_ready_timeout, Some(GoDuration::from_secs(60)));
     assert_eq!(new_spec().db_wait_ready_timeout(), Duration::from_secs(60));
 }
 
 #[test]
 fn default_fail_interval() {
-    assert_eq!(
-        new_spec().with_defaults().fail_interval,
-        Some(GoDuration::from_secs(20))
-    );
+    assert_eq!(new_spec().with_defaults().fail_interval, Some(GoDuration::from_secs(20)));
     assert_eq!(new_spec().fail_interval(), Duration::from_secs(20));
 }
 
 #[test]
 fn default_dead_keeper_removal_interval() {
-    assert_eq!(
-        new_spec().with_defaults().dead_keeper_removal_interval,
-        Some(GoDuration::from_hours(48))
-    );
-    assert_eq!(
-        new_spec().dead_keeper_removal_interval(),
-        Duration::from_secs(48 * 3600)
-    );
+    assert_eq!(new_spec().with_defaults().dead_keeper_removal_interval, Some(GoDuration::from_hours(48)));
+    assert_eq!(new_spec().dead_keeper_removal_interval(), Duration::from_secs(48 * 3600));
 }
 
 #[test]
 fn default_proxy_check_interval() {
-    assert_eq!(
-        new_spec().with_defaults().proxy_check_interval,
-        Some(GoDuration::from_secs(5))
-    );
+    assert_eq!(new_spec().with_defaults().proxy_check_interval, Some(GoDuration::from_secs(5)));
     assert_eq!(new_spec().proxy_check_interval(), Duration::from_secs(5));
 }
 
 #[test]
 fn default_proxy_timeout() {
-    assert_eq!(
-        new_spec().with_defaults().proxy_timeout,
-        Some(GoDuration::from_secs(15))
-    );
+    assert_eq!(new_spec().with_defaults().proxy_timeout, Some(GoDuration::from_secs(15)));
     assert_eq!(new_spec().proxy_timeout(), Duration::from_secs(15));
 }
 
@@ -156,10 +120,7 @@ fn default_max_standby_lag_is_one_mib_not_stolons_typo() {
 
 #[test]
 fn default_synchronous_replication() {
-    assert_eq!(
-        new_spec().with_defaults().synchronous_replication,
-        Some(false)
-    );
+    assert_eq!(new_spec().with_defaults().synchronous_replication, Some(false));
     assert!(!new_spec().synchronous_replication());
 }
 
@@ -201,14 +162,8 @@ fn default_role() {
 
 #[test]
 fn default_su_repl_access_mode() {
-    assert_eq!(
-        new_spec().with_defaults().default_su_repl_access_mode,
-        Some(SuReplAccessMode::All)
-    );
-    assert_eq!(
-        new_spec().default_su_repl_access_mode(),
-        SuReplAccessMode::All
-    );
+    assert_eq!(new_spec().with_defaults().default_su_repl_access_mode, Some(SuReplAccessMode::All));
+    assert_eq!(new_spec().default_su_repl_access_mode(), SuReplAccessMode::All);
 }
 
 #[test]
@@ -244,10 +199,7 @@ fn defaults_do_not_override_set_values() {
     assert_eq!(d.merge_pg_parameters, Some(false));
     assert_eq!(d.max_standby_lag, Some(0));
     assert_eq!(d.sync_timeout, Some(GoDuration::from_hours(1)));
-    assert_eq!(
-        d.default_su_repl_access_mode,
-        Some(SuReplAccessMode::Strict)
-    );
+    assert_eq!(d.default_su_repl_access_mode, Some(SuReplAccessMode::Strict));
     assert_eq!(d.automatic_pg_restart, Some(true));
     assert_eq!(d.additional_wal_senders, Some(0));
     assert_eq!(s.sync_timeout(), Duration::from_secs(3600));
@@ -320,10 +272,7 @@ fn rule1_negative_durations_are_rejected_one_by_one() {
         let s = spec(&format!(r#"{{"initMode": "new", "{field}": "-1s"}}"#));
         rejected(
             &s,
-            SpecError::NegativeDuration {
-                field,
-                value: GoDuration::from_secs(-1),
-            },
+            SpecError::NegativeDuration { field, value: GoDuration::from_secs(-1) },
             1,
             &[field, "-1s", "negative"],
         );
@@ -338,10 +287,7 @@ fn rule2_proxy_check_interval_equal_to_timeout() {
     let check = GoDuration::from_secs(5);
     rejected(
         &s,
-        SpecError::ProxyCheckIntervalNotLower {
-            check,
-            timeout: check,
-        },
+        SpecError::ProxyCheckIntervalNotLower { check, timeout: check },
         2,
         &["proxyCheckInterval (5s) must be lower than proxyTimeout (5s)"],
     );
@@ -350,16 +296,9 @@ fn rule2_proxy_check_interval_equal_to_timeout() {
 #[test]
 fn rule2_proxy_check_interval_above_default_timeout() {
     let s = spec(r#"{"initMode": "new", "proxyCheckInterval": "20s"}"#);
-    let want = SpecError::ProxyCheckIntervalNotLower {
-        check: GoDuration::from_secs(20),
-        timeout: GoDuration::from_secs(15),
-    };
-    rejected(
-        &s,
-        want,
-        2,
-        &["proxyCheckInterval (20s)", "proxyTimeout (15s)"],
-    );
+    let want =
+        SpecError::ProxyCheckIntervalNotLower { check: GoDuration::from_secs(20), timeout: GoDuration::from_secs(15) };
+    rejected(&s, want, 2, &["proxyCheckInterval (20s)", "proxyTimeout (15s)"]);
 }
 
 // ---------------------------------------------------------------- rule 3: counts
@@ -367,42 +306,26 @@ fn rule2_proxy_check_interval_above_default_timeout() {
 #[test]
 fn rule3_max_standbys_zero() {
     let s = spec(r#"{"initMode": "new", "maxStandbys": 0}"#);
-    rejected(
-        &s,
-        SpecError::CountTooLow {
-            field: "maxStandbys",
-            value: 0,
-        },
-        3,
-        &["maxStandbys", "at least 1"],
-    );
+    rejected(&s, SpecError::CountTooLow { field: "maxStandbys", value: 0 }, 3, &["maxStandbys", "at least 1"]);
 }
 
 #[test]
 fn rule3_max_standbys_per_sender_zero() {
     let s = spec(r#"{"initMode": "new", "maxStandbysPerSender": 0}"#);
-    let want = SpecError::CountTooLow {
-        field: "maxStandbysPerSender",
-        value: 0,
-    };
+    let want = SpecError::CountTooLow { field: "maxStandbysPerSender", value: 0 };
     rejected(&s, want, 3, &["maxStandbysPerSender", "at least 1"]);
 }
 
 #[test]
 fn rule3_max_synchronous_standbys_zero() {
-    let s =
-        spec(r#"{"initMode": "new", "maxSynchronousStandbys": 0, "minSynchronousStandbys": 0}"#);
-    let want = SpecError::CountTooLow {
-        field: "maxSynchronousStandbys",
-        value: 0,
-    };
+    let s = spec(r#"{"initMode": "new", "maxSynchronousStandbys": 0, "minSynchronousStandbys": 0}"#);
+    let want = SpecError::CountTooLow { field: "maxSynchronousStandbys", value: 0 };
     rejected(&s, want, 3, &["maxSynchronousStandbys", "at least 1"]);
 }
 
 #[test]
 fn rule3_max_synchronous_below_min() {
-    let s =
-        spec(r#"{"initMode": "new", "minSynchronousStandbys": 3, "maxSynchronousStandbys": 2}"#);
+    let s = spec(r#"{"initMode": "new", "minSynchronousStandbys": 3, "maxSynchronousStandbys": 2}"#);
     rejected(
         &s,
         SpecError::MaxSyncBelowMinSync { max: 2, min: 3 },
@@ -414,24 +337,14 @@ fn rule3_max_synchronous_below_min() {
 #[test]
 fn rule3_min_synchronous_above_default_max() {
     let s = spec(r#"{"initMode": "new", "minSynchronousStandbys": 2}"#);
-    rejected(
-        &s,
-        SpecError::MaxSyncBelowMinSync { max: 1, min: 2 },
-        3,
-        &["maxSynchronousStandbys"],
-    );
+    rejected(&s, SpecError::MaxSyncBelowMinSync { max: 1, min: 2 }, 3, &["maxSynchronousStandbys"]);
 }
 
 // ---------------------------------------------------------------- rule 4: initMode, replication slots
 
 #[test]
 fn rule4_init_mode_missing() {
-    rejected(
-        &ClusterSpec::default(),
-        SpecError::InitModeMissing,
-        4,
-        &["initMode"],
-    );
+    rejected(&ClusterSpec::default(), SpecError::InitModeMissing, 4, &["initMode"]);
 }
 
 #[test]
@@ -465,16 +378,8 @@ fn rule4_reserved_replication_slot_prefix() {
 #[test]
 fn rule5_pg_hba_newline() {
     let mut s = new_spec();
-    s.pg_hba = Some(vec![
-        "host all all 0.0.0.0/0 md5".into(),
-        "host all all ::/0 md5\nlocal all all trust".into(),
-    ]);
-    rejected(
-        &s,
-        SpecError::PgHbaNewline { index: 1 },
-        5,
-        &["pgHBA", "newline"],
-    );
+    s.pg_hba = Some(vec!["host all all 0.0.0.0/0 md5".into(), "host all all ::/0 md5\nlocal all all trust".into()]);
+    rejected(&s, SpecError::PgHbaNewline { index: 1 }, 5, &["pgHBA", "newline"]);
 }
 
 // ---------------------------------------------------------------- rule 6: init modes
@@ -484,59 +389,32 @@ fn rule6_new_with_standby_role() {
     let mut s = new_spec();
     s.role = Some(ClusterRole::Standby);
     s.standby_config = Some(standby_config());
-    rejected(
-        &s,
-        SpecError::StandbyRoleWithNewInitMode,
-        6,
-        &["role", "standby", "initMode is new"],
-    );
+    rejected(&s, SpecError::StandbyRoleWithNewInitMode, 6, &["role", "standby", "initMode is new"]);
 }
 
 #[test]
 fn rule6_existing_without_config() {
     let s = spec(r#"{"initMode": "existing"}"#);
-    rejected(
-        &s,
-        SpecError::ExistingConfigMissing,
-        6,
-        &["existingConfig", "initMode is existing"],
-    );
+    rejected(&s, SpecError::ExistingConfigMissing, 6, &["existingConfig", "initMode is existing"]);
 }
 
 #[test]
 fn rule6_existing_with_empty_keeper_uid() {
     let mut s = spec(r#"{"initMode": "existing"}"#);
     s.existing_config = Some(ExistingConfig::default());
-    rejected(
-        &s,
-        SpecError::ExistingKeeperUidMissing,
-        6,
-        &["existingConfig.keeperUID"],
-    );
+    rejected(&s, SpecError::ExistingKeeperUidMissing, 6, &["existingConfig.keeperUID"]);
 }
 
 #[test]
 fn rule6_pitr_without_config() {
     let s = spec(r#"{"initMode": "pitr"}"#);
-    rejected(
-        &s,
-        SpecError::PitrConfigMissing,
-        6,
-        &["pitrConfig", "initMode is pitr"],
-    );
+    rejected(&s, SpecError::PitrConfigMissing, 6, &["pitrConfig", "initMode is pitr"]);
 }
 
 #[test]
 fn rule6_pitr_without_data_restore_command() {
-    let s = spec(
-        r#"{"initMode": "pitr", "pitrConfig": {"archiveRecoverySettings": {"restoreCommand": "cp"}}}"#,
-    );
-    rejected(
-        &s,
-        SpecError::PitrDataRestoreCommandMissing,
-        6,
-        &["pitrConfig.dataRestoreCommand"],
-    );
+    let s = spec(r#"{"initMode": "pitr", "pitrConfig": {"archiveRecoverySettings": {"restoreCommand": "cp"}}}"#);
+    rejected(&s, SpecError::PitrDataRestoreCommandMissing, 6, &["pitrConfig.dataRestoreCommand"]);
 }
 
 #[test]
@@ -555,23 +433,13 @@ fn rule6_pitr_recovery_target_with_standby_role() {
         }),
         ..ClusterSpec::default()
     };
-    rejected(
-        &s,
-        SpecError::RecoveryTargetWithStandbyRole,
-        6,
-        &["pitrConfig.recoveryTargetSettings", "standby"],
-    );
+    rejected(&s, SpecError::RecoveryTargetWithStandbyRole, 6, &["pitrConfig.recoveryTargetSettings", "standby"]);
 }
 
 #[test]
 fn rule6_unknown_init_mode() {
     let s = spec(r#"{"initMode": "clone"}"#);
-    rejected(
-        &s,
-        SpecError::UnknownInitMode("clone".into()),
-        6,
-        &["initMode", "\"clone\""],
-    );
+    rejected(&s, SpecError::UnknownInitMode("clone".into()), 6, &["initMode", "\"clone\""]);
 }
 
 // ---------------------------------------------------------------- rule 7: access mode and role
@@ -579,38 +447,19 @@ fn rule6_unknown_init_mode() {
 #[test]
 fn rule7_unknown_su_repl_access_mode() {
     let s = spec(r#"{"initMode": "new", "defaultSUReplAccessMode": "some"}"#);
-    rejected(
-        &s,
-        SpecError::UnknownSuReplAccessMode("some".into()),
-        7,
-        &["defaultSUReplAccessMode", "\"some\""],
-    );
+    rejected(&s, SpecError::UnknownSuReplAccessMode("some".into()), 7, &["defaultSUReplAccessMode", "\"some\""]);
 }
 
 #[test]
 fn rule7_unknown_role() {
-    let s = spec(
-        r#"{"initMode": "existing", "existingConfig": {"keeperUID": "k"}, "role": "replica"}"#,
-    );
-    rejected(
-        &s,
-        SpecError::UnknownRole("replica".into()),
-        7,
-        &["role", "\"replica\""],
-    );
+    let s = spec(r#"{"initMode": "existing", "existingConfig": {"keeperUID": "k"}, "role": "replica"}"#);
+    rejected(&s, SpecError::UnknownRole("replica".into()), 7, &["role", "\"replica\""]);
 }
 
 #[test]
 fn rule7_standby_role_without_standby_config() {
-    let s = spec(
-        r#"{"initMode": "pitr", "role": "standby", "pitrConfig": {"dataRestoreCommand": "x"}}"#,
-    );
-    rejected(
-        &s,
-        SpecError::StandbyConfigMissing,
-        7,
-        &["standbyConfig", "role is standby"],
-    );
+    let s = spec(r#"{"initMode": "pitr", "role": "standby", "pitrConfig": {"dataRestoreCommand": "x"}}"#);
+    rejected(&s, SpecError::StandbyConfigMissing, 7, &["standbyConfig", "role is standby"]);
 }
 
 // ---------------------------------------------------------------- update rules
@@ -627,13 +476,7 @@ fn update_must_validate() {
     let old = new_spec();
     let new = spec(r#"{"initMode": "new", "maxStandbys": 0}"#);
     let err = ClusterSpec::check_update(&old, &new).expect_err("invalid");
-    assert_eq!(
-        err,
-        SpecUpdateError::Invalid(SpecError::CountTooLow {
-            field: "maxStandbys",
-            value: 0
-        })
-    );
+    assert_eq!(err, SpecUpdateError::Invalid(SpecError::CountTooLow { field: "maxStandbys", value: 0 }));
     assert!(err.to_string().contains("maxStandbys"));
 }
 
@@ -642,13 +485,7 @@ fn update_cannot_change_init_mode() {
     let old = new_spec();
     let new = spec(r#"{"initMode": "existing", "existingConfig": {"keeperUID": "k0"}}"#);
     let err = ClusterSpec::check_update(&old, &new).expect_err("initMode changed");
-    assert_eq!(
-        err,
-        SpecUpdateError::InitModeChanged {
-            old: "new".into(),
-            new: "existing".into()
-        }
-    );
+    assert_eq!(err, SpecUpdateError::InitModeChanged { old: "new".into(), new: "existing".into() });
     assert!(err.to_string().contains("initMode"));
 }
 
@@ -657,16 +494,10 @@ fn update_standby_to_master_is_allowed() {
     let old = spec(
         r#"{"initMode": "pitr", "role": "standby", "standbyConfig": {}, "pitrConfig": {"dataRestoreCommand": "x"}}"#,
     );
-    let new = spec(
-        r#"{"initMode": "pitr", "role": "master", "pitrConfig": {"dataRestoreCommand": "x"}}"#,
-    );
+    let new = spec(r#"{"initMode": "pitr", "role": "master", "pitrConfig": {"dataRestoreCommand": "x"}}"#);
     assert_eq!(ClusterSpec::check_update(&old, &new), Ok(()));
-    let promoted_by_default =
-        spec(r#"{"initMode": "pitr", "pitrConfig": {"dataRestoreCommand": "x"}}"#);
-    assert_eq!(
-        ClusterSpec::check_update(&old, &promoted_by_default),
-        Ok(())
-    );
+    let promoted_by_default = spec(r#"{"initMode": "pitr", "pitrConfig": {"dataRestoreCommand": "x"}}"#);
+    assert_eq!(ClusterSpec::check_update(&old, &promoted_by_default), Ok(()));
 }
 
 #[test]

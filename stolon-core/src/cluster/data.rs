@@ -74,11 +74,7 @@ pub struct ClusterStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub current_generation: i64,
     /// initializing or normal.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
     pub phase: Option<ClusterPhase>,
     /// DB UID of the current master; empty while none is chosen.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -109,10 +105,7 @@ impl ClusterData {
                 generation: INITIAL_GENERATION,
                 change_time: now,
                 spec,
-                status: ClusterStatus {
-                    phase: Some(ClusterPhase::Initializing),
-                    ..ClusterStatus::default()
-                },
+                status: ClusterStatus { phase: Some(ClusterPhase::Initializing), ..ClusterStatus::default() },
             },
             keepers: BTreeMap::new(),
             dbs: BTreeMap::new(),
@@ -141,10 +134,7 @@ impl ClusterData {
             Some(v) => v.as_u64(),
         };
         if let Some(found) = found.filter(|v| *v != CURRENT_FORMAT_VERSION) {
-            return Err(ModelError::UnsupportedFormatVersion {
-                found,
-                supported: CURRENT_FORMAT_VERSION,
-            });
+            return Err(ModelError::UnsupportedFormatVersion { found, supported: CURRENT_FORMAT_VERSION });
         }
         from_value(WHAT, value).map(Some)
     }
@@ -156,9 +146,7 @@ impl ClusterData {
 
     /// The DB assigned to `keeper_uid`, if any.
     pub fn db_of_keeper(&self, keeper_uid: &str) -> Option<&Db> {
-        self.dbs
-            .values()
-            .find(|db| db.spec.keeper_uid == keeper_uid)
+        self.dbs.values().find(|db| db.spec.keeper_uid == keeper_uid)
     }
 
     /// The current master DB (`cluster.status.master`), if set and present.

@@ -34,11 +34,7 @@ pub struct Db {
 #[serde(rename_all = "camelCase")]
 pub struct DbSpec {
     /// Owning keeper.
-    #[serde(
-        default,
-        rename = "keeperUID",
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, rename = "keeperUID", skip_serializing_if = "String::is_empty")]
     pub keeper_uid: String,
     /// Copied from the cluster spec. Always emitted (`"0s"` when zero), as Go does.
     #[serde(default)]
@@ -59,21 +55,13 @@ pub struct DbSpec {
     #[serde(default)]
     pub additional_replication_slots: Option<Vec<String>>,
     /// How to create the DB when the keeper does not have it.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
     pub init_mode: Option<DbInitMode>,
     /// initdb options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_config: Option<NewConfig>,
     /// Point in time recovery options.
-    #[serde(
-        default,
-        rename = "pitrConfig",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "pitrConfig", skip_serializing_if = "Option::is_none")]
     pub pitr_config: Option<PitrConfig>,
     /// PostgreSQL parameters.
     #[serde(
@@ -87,11 +75,7 @@ pub struct DbSpec {
     #[serde(default, rename = "pgHBA")]
     pub pg_hba: Option<Vec<String>>,
     /// master or standby.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
     pub role: Option<DbRole>,
     /// What a standby follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,11 +84,7 @@ pub struct DbSpec {
     #[serde(default)]
     pub followers: Option<Vec<String>>,
     /// Include the parameters captured at init (true only during init).
-    #[serde(
-        default,
-        rename = "includePreviousConfig",
-        skip_serializing_if = "is_zero"
-    )]
+    #[serde(default, rename = "includePreviousConfig", skip_serializing_if = "is_zero")]
     pub include_config: bool,
     /// Sorted DB UIDs for `synchronous_standby_names`. Always emitted.
     #[serde(default)]
@@ -127,9 +107,7 @@ impl DbSpec {
 
     /// `externalSynchronousStandbys`, empty when null.
     pub fn external_synchronous_standbys(&self) -> &[String] {
-        self.external_synchronous_standbys
-            .as_deref()
-            .unwrap_or_default()
+        self.external_synchronous_standbys.as_deref().unwrap_or_default()
     }
 }
 
@@ -138,12 +116,7 @@ impl DbSpec {
 #[serde(rename_all = "camelCase")]
 pub struct FollowConfig {
     /// internal or external.
-    #[serde(
-        default,
-        rename = "type",
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "type", deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
     pub follow_type: Option<FollowType>,
     /// Followed DB UID (internal).
     #[serde(default, rename = "dbuid", skip_serializing_if = "String::is_empty")]
@@ -173,11 +146,7 @@ pub struct DbStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub port: String,
     /// PostgreSQL system identifier. The JSON key is `systemdID` (stolon's typo, kept).
-    #[serde(
-        default,
-        rename = "systemdID",
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, rename = "systemdID", skip_serializing_if = "String::is_empty")]
     pub system_id: String,
     /// Current timeline.
     #[serde(default, rename = "timelineID", skip_serializing_if = "is_zero")]
@@ -186,11 +155,7 @@ pub struct DbStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub x_log_pos: u64,
     /// The last timeline switches (at most 2 kept by stolon).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub timelines_history: Vec<PostgresTimelineHistory>,
     /// Parameters configured in files, minus stolon-managed ones.
     #[serde(

@@ -152,10 +152,7 @@ mod tests {
         assert_eq!(DbInitMode::from("none"), DbInitMode::None);
         let odd: ClusterRole = serde_json::from_str("\"leader\"").expect("any string decodes");
         assert_eq!(odd, ClusterRole::Unknown("leader".into()));
-        assert_eq!(
-            serde_json::to_string(&odd).expect("serialises"),
-            "\"leader\""
-        );
+        assert_eq!(serde_json::to_string(&odd).expect("serialises"), "\"leader\"");
         assert_eq!(SuReplAccessMode::Strict.to_string(), "strict");
     }
 }

@@ -46,10 +46,7 @@ pub enum ModelError {
 }
 
 /// Parses `bytes` as JSON into a `serde_json::Value`.
-pub(crate) fn parse_value(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<serde_json::Value, ModelError> {
+pub(crate) fn parse_value(what: &'static str, bytes: &[u8]) -> Result<serde_json::Value, ModelError> {
     serde_json::from_slice(bytes).map_err(|e| ModelError::Syntax {
         what,
         line: e.line(),
@@ -59,10 +56,7 @@ pub(crate) fn parse_value(
 }
 
 /// Converts a JSON value into `T`, reporting the path of a mismatch.
-pub(crate) fn from_value<T: DeserializeOwned>(
-    what: &'static str,
-    value: serde_json::Value,
-) -> Result<T, ModelError> {
+pub(crate) fn from_value<T: DeserializeOwned>(what: &'static str, value: serde_json::Value) -> Result<T, ModelError> {
     serde_path_to_error::deserialize(value).map_err(|e| ModelError::Shape {
         what,
         path: e.path().to_string(),
@@ -77,12 +71,6 @@ pub fn decode_json<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Res
 }
 
 /// Encodes a model document as compact JSON.
-pub(crate) fn encode_json<T: serde::Serialize>(
-    what: &'static str,
-    value: &T,
-) -> Result<Vec<u8>, ModelError> {
-    serde_json::to_vec(value).map_err(|e| ModelError::Serialize {
-        what,
-        message: e.to_string(),
-    })
+pub(crate) fn encode_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, ModelError> {
+    serde_json::to_vec(value).map_err(|e| ModelError::Serialize { what, message: e.to_string() })
 }

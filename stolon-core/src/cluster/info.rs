@@ -8,9 +8,7 @@ use super::spec::PgParameters;
 use crate::duration::GoDuration;
 
 /// PostgreSQL binary version; keys are `Maj` and `Min` (Go field names, no tags).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PostgresBinaryVersion {
     /// Major version (e.g. 15).
     #[serde(rename = "Maj", default)]
@@ -31,11 +29,7 @@ pub struct KeeperInfo {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
     /// Cluster UID the keeper belongs to.
-    #[serde(
-        default,
-        rename = "clusterUID",
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, rename = "clusterUID", skip_serializing_if = "String::is_empty")]
     pub cluster_uid: String,
     /// Keeper process incarnation.
     #[serde(default, rename = "bootUUID", skip_serializing_if = "String::is_empty")]
@@ -86,11 +80,7 @@ pub struct PostgresState {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub x_log_pos: u64,
     /// Timeline history entries.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub timelines_history: Vec<PostgresTimelineHistory>,
     /// Parameters configured in files.
     #[serde(

@@ -23,17 +23,15 @@ mod uid;
 
 pub use data::{CURRENT_FORMAT_VERSION, Cluster, ClusterData, ClusterStatus, INITIAL_GENERATION};
 pub use db::{Db, DbSpec, DbStatus, FollowConfig, PostgresTimelineHistory};
-pub use enums::{
-    ClusterInitMode, ClusterPhase, ClusterRole, DbInitMode, DbRole, FollowType, SuReplAccessMode,
-};
+pub use enums::{ClusterInitMode, ClusterPhase, ClusterRole, DbInitMode, DbRole, FollowType, SuReplAccessMode};
 pub use error::{ModelError, decode_json};
 pub use info::{KeeperInfo, PostgresBinaryVersion, PostgresState, ProxyInfo, SentinelInfo};
 pub use keeper::{Keeper, KeeperSpec, KeeperStatus};
 pub use local_state::{DbLocalState, KeeperLocalState};
 pub use proxy::{Proxy, ProxySpec, ProxyStatus};
 pub use spec::{
-    ArchiveRecoverySettings, ClusterSpec, ExistingConfig, NewConfig, PgParameters, PitrConfig,
-    RecoveryTargetSettings, StandbyConfig, StandbySettings,
+    ArchiveRecoverySettings, ClusterSpec, ExistingConfig, NewConfig, PgParameters, PitrConfig, RecoveryTargetSettings,
+    StandbyConfig, StandbySettings,
 };
 pub use spec_defaults::defaults;
 pub use spec_validate::{SpecError, SpecUpdateError};

@@ -30,11 +30,7 @@ pub struct Proxy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProxySpec {
     /// DB UID to forward to; empty = forward nowhere.
-    #[serde(
-        default,
-        rename = "masterDbUid",
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, rename = "masterDbUid", skip_serializing_if = "String::is_empty")]
     pub master_db_uid: String,
     /// Sorted proxy UIDs allowed to forward.
     #[serde(

@@ -22,7 +22,5 @@ where
     D: Deserializer<'de>,
     T: From<String>,
 {
-    Ok(Option::<String>::deserialize(deserializer)?
-        .filter(|s| !s.is_empty())
-        .map(T::from))
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.is_empty()).map(T::from))
 }

@@ -35,11 +35,7 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_timeout: Option<GoDuration>,
     /// How long the keeper waits for postgres to accept connections (default 60s).
-    #[serde(
-        default,
-        rename = "dbWaitReadyTimeout",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "dbWaitReadyTimeout", skip_serializing_if = "Option::is_none")]
     pub db_wait_ready_timeout: Option<GoDuration>,
     /// Continuous error time before a keeper or DB is unhealthy (default 20s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,11 +89,7 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_config: Option<NewConfig>,
     /// Point in time recovery options for init mode `pitr`.
-    #[serde(
-        default,
-        rename = "pitrConfig",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "pitrConfig", skip_serializing_if = "Option::is_none")]
     pub pitr_config: Option<PitrConfig>,
     /// Options for init mode `existing`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,18 +98,10 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_config: Option<StandbyConfig>,
     /// pg_hba mode for superuser/replication rules (default all).
-    #[serde(
-        default,
-        rename = "defaultSUReplAccessMode",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "defaultSUReplAccessMode", skip_serializing_if = "Option::is_none")]
     pub default_su_repl_access_mode: Option<SuReplAccessMode>,
     /// PostgreSQL parameters. Omitted when empty.
-    #[serde(
-        default,
-        rename = "pgParameters",
-        skip_serializing_if = "is_none_or_empty"
-    )]
+    #[serde(default, rename = "pgParameters", skip_serializing_if = "is_none_or_empty")]
     pub pg_parameters: Option<PgParameters>,
     /// Extra pg_hba lines: `null` = default "all hosts md5" rules, `[]` = no client rules. Always emitted.
     #[serde(default, rename = "pgHBA")]
@@ -165,11 +149,7 @@ pub struct PitrConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExistingConfig {
     /// Keeper whose data becomes the cluster's master.
-    #[serde(
-        default,
-        rename = "keeperUID",
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(default, rename = "keeperUID", skip_serializing_if = "String::is_empty")]
     pub keeper_uid: String,
 }
 

@@ -91,37 +91,23 @@ impl ClusterSpec {
         set_d(&mut s.convergence_timeout, defaults::CONVERGENCE_TIMEOUT);
         set_d(&mut s.init_timeout, defaults::INIT_TIMEOUT);
         set_d(&mut s.sync_timeout, defaults::SYNC_TIMEOUT);
-        set_d(
-            &mut s.db_wait_ready_timeout,
-            defaults::DB_WAIT_READY_TIMEOUT,
-        );
+        set_d(&mut s.db_wait_ready_timeout, defaults::DB_WAIT_READY_TIMEOUT);
         set_d(&mut s.fail_interval, defaults::FAIL_INTERVAL);
-        set_d(
-            &mut s.dead_keeper_removal_interval,
-            defaults::DEAD_KEEPER_REMOVAL_INTERVAL,
-        );
+        set_d(&mut s.dead_keeper_removal_interval, defaults::DEAD_KEEPER_REMOVAL_INTERVAL);
         set_d(&mut s.proxy_check_interval, defaults::PROXY_CHECK_INTERVAL);
         set_d(&mut s.proxy_timeout, defaults::PROXY_TIMEOUT);
         s.max_standbys.get_or_insert(defaults::MAX_STANDBYS);
-        s.max_standbys_per_sender
-            .get_or_insert(defaults::MAX_STANDBYS_PER_SENDER);
+        s.max_standbys_per_sender.get_or_insert(defaults::MAX_STANDBYS_PER_SENDER);
         s.max_standby_lag.get_or_insert(defaults::MAX_STANDBY_LAG);
-        s.synchronous_replication
-            .get_or_insert(defaults::SYNCHRONOUS_REPLICATION);
+        s.synchronous_replication.get_or_insert(defaults::SYNCHRONOUS_REPLICATION);
         s.use_pgrewind.get_or_insert(defaults::USE_PGREWIND);
-        s.min_synchronous_standbys
-            .get_or_insert(defaults::MIN_SYNCHRONOUS_STANDBYS);
-        s.max_synchronous_standbys
-            .get_or_insert(defaults::MAX_SYNCHRONOUS_STANDBYS);
-        s.additional_wal_senders
-            .get_or_insert(defaults::ADDITIONAL_WAL_SENDERS);
-        s.merge_pg_parameters
-            .get_or_insert(defaults::MERGE_PG_PARAMETERS);
-        s.default_su_repl_access_mode
-            .get_or_insert(SuReplAccessMode::All);
+        s.min_synchronous_standbys.get_or_insert(defaults::MIN_SYNCHRONOUS_STANDBYS);
+        s.max_synchronous_standbys.get_or_insert(defaults::MAX_SYNCHRONOUS_STANDBYS);
+        s.additional_wal_senders.get_or_insert(defaults::ADDITIONAL_WAL_SENDERS);
+        s.merge_pg_parameters.get_or_insert(defaults::MERGE_PG_PARAMETERS);
+        s.default_su_repl_access_mode.get_or_insert(SuReplAccessMode::All);
         s.role.get_or_insert(ClusterRole::Master);
-        s.automatic_pg_restart
-            .get_or_insert(defaults::AUTOMATIC_PG_RESTART);
+        s.automatic_pg_restart.get_or_insert(defaults::AUTOMATIC_PG_RESTART);
         s
     }
 
@@ -178,9 +164,7 @@ impl ClusterSpec {
 
     /// `defaultSUReplAccessMode`, defaulted to all.
     pub fn default_su_repl_access_mode(&self) -> SuReplAccessMode {
-        self.default_su_repl_access_mode
-            .clone()
-            .unwrap_or(SuReplAccessMode::All)
+        self.default_su_repl_access_mode.clone().unwrap_or(SuReplAccessMode::All)
     }
 
     /// `initMode` (no default: required).
@@ -195,9 +179,7 @@ impl ClusterSpec {
 
     /// `additionalMasterReplicationSlots`, empty when unset.
     pub fn additional_master_replication_slots(&self) -> &[String] {
-        self.additional_master_replication_slots
-            .as_deref()
-            .unwrap_or_default()
+        self.additional_master_replication_slots.as_deref().unwrap_or_default()
     }
 
     /// Whether synchronous replication is in effect: requested and the cluster role is master.

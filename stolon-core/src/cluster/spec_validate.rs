@@ -33,9 +33,7 @@ pub enum SpecError {
         value: u16,
     },
     /// Rule 3: `maxSynchronousStandbys` < `minSynchronousStandbys`.
-    #[error(
-        "maxSynchronousStandbys ({max}) must be greater than or equal to minSynchronousStandbys ({min})"
-    )]
+    #[error("maxSynchronousStandbys ({max}) must be greater than or equal to minSynchronousStandbys ({min})")]
     MaxSyncBelowMinSync {
         /// Defaulted `maxSynchronousStandbys`.
         max: u16,
@@ -49,9 +47,7 @@ pub enum SpecError {
     #[error("additionalMasterReplicationSlots entry {0:?} must match ^[a-z0-9_]+$")]
     InvalidReplicationSlotName(String),
     /// Rule 4: an `additionalMasterReplicationSlots` entry uses the reserved `stolon_` prefix.
-    #[error(
-        "additionalMasterReplicationSlots entry {0:?} must not start with the reserved prefix stolon_"
-    )]
+    #[error("additionalMasterReplicationSlots entry {0:?} must not start with the reserved prefix stolon_")]
     ReservedReplicationSlotName(String),
     /// Rule 5: a `pgHBA` entry contains a newline.
     #[error("pgHBA entry {index} must not contain a newline character")]
@@ -134,10 +130,7 @@ pub enum SpecUpdateError {
 
 /// A replication slot name PostgreSQL and stolon accept: `^[a-z0-9_]+$`.
 fn is_valid_slot_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl ClusterSpec {
@@ -185,9 +178,7 @@ impl ClusterSpec {
         }
         match s.role() {
             ClusterRole::Master => Ok(()),
-            ClusterRole::Standby if s.standby_config.is_none() => {
-                Err(SpecError::StandbyConfigMissing)
-            }
+            ClusterRole::Standby if s.standby_config.is_none() => Err(SpecError::StandbyConfigMissing),
             ClusterRole::Standby => Ok(()),
             ClusterRole::Unknown(v) => Err(SpecError::UnknownRole(v)),
         }
@@ -198,13 +189,8 @@ impl ClusterSpec {
     pub fn check_update(old: &ClusterSpec, new: &ClusterSpec) -> Result<(), SpecUpdateError> {
         new.validate()?;
         if old.init_mode != new.init_mode {
-            let show = |m: &Option<ClusterInitMode>| {
-                m.as_ref().map_or("<unset>".to_string(), |m| m.to_string())
-            };
-            return Err(SpecUpdateError::InitModeChanged {
-                old: show(&old.init_mode),
-                new: show(&new.init_mode),
-            });
+            let show = |m: &Option<ClusterInitMode>| m.as_ref().map_or("<unset>".to_string(), |m| m.to_string());
+            return Err(SpecUpdateError::InitModeChanged { old: show(&old.init_mode), new: show(&new.init_mode) });
         }
         if old.role() == ClusterRole::Master && new.role() == ClusterRole::Standby {
             return Err(SpecUpdateError::MasterToStandby);
@@ -248,12 +234,8 @@ fn check_init_mode(s: &ClusterSpec, init_mode: &ClusterInitMode) -> Result<(), S
         },
         ClusterInitMode::Pitr => match &s.pitr_config {
             None => Err(SpecError::PitrConfigMissing),
-            Some(c) if c.data_restore_command.is_empty() => {
-                Err(SpecError::PitrDataRestoreCommandMissing)
-            }
-            Some(c) if c.recovery_target_settings.is_some() && standby => {
-                Err(SpecError::RecoveryTargetWithStandbyRole)
-            }
+            Some(c) if c.data_restore_command.is_empty() => Err(SpecError::PitrDataRestoreCommandMissing),
+            Some(c) if c.recovery_target_settings.is_some() && standby => Err(SpecError::RecoveryTargetWithStandbyRole),
             Some(_) => Ok(()),
         },
         ClusterInitMode::Unknown(v) => Err(SpecError::UnknownInitMode(v.clone())),

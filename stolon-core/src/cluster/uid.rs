@@ -20,10 +20,7 @@ mod tests {
     fn uid_is_eight_lowercase_hex() {
         let uid = new_uid();
         assert_eq!(uid.len(), 8);
-        assert!(
-            uid.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(uid.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(new_uid(), new_uid());
     }
 
@@ -31,9 +28,7 @@ mod tests {
     fn boot_uuid_is_canonical_v4() {
         let u = new_boot_uuid();
         assert_eq!(u.len(), 36);
-        let parsed = uuid::Uuid::parse_str(&u)
-            .map(|p| p.get_version_num())
-            .unwrap_or(0);
+        let parsed = uuid::Uuid::parse_str(&u).map(|p| p.get_version_num()).unwrap_or(0);
         assert_eq!(parsed, 4);
     }
 }

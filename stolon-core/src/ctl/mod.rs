@@ -1,0 +1,1 @@
+//! The operations behind stolonctl, usable by any tool that embeds stolon-core.

@@ -1,0 +1,1 @@
+//! The sentinel: the pure cluster-view decision and the election loop around it.

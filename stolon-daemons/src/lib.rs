@@ -4,6 +4,7 @@
 pub mod common;
 pub mod env;
 pub mod logging;
+pub mod metrics;
 
 /// Parses the command line of a binary, with every flag also read from `<prefix>_<FLAG>` in the
 /// environment. Exits with clap's message and status on bad input.

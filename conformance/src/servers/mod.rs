@@ -4,11 +4,16 @@
 //! error that says how to install it: tests never skip silently.
 
 mod etcd;
+mod postgres;
 mod process;
 
 use std::net::TcpListener;
 
 pub use etcd::{EtcdFactory, EtcdServer};
+pub use postgres::{
+    POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, chown_for_postgres, postgres_bin_dir, postgres_command,
+    postgres_run_as,
+};
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -1,1 +1,34 @@
 //! The sentinel: the pure cluster-view decision and the election loop around it.
+//!
+//! The decision ([`decide`]) is a pure function: cluster data, keeper and proxy infos, the current time and
+//! the leader's in-memory [`Histories`] go in; new cluster data and new histories (or a typed
+//! [`DecideError`]) come out. It does no IO and draws no randomness of its own: UIDs and the initial
+//! master choice come from an injected [`Entropy`]. The IO loop ([`run`]) wraps it: leader election,
+//! SentinelInfo publication, reading infos, and compare-and-swap writes of the decision.
+//!
+//! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
+//! (initialization phase), `election` (master choice), `standbys` (standby set), `sync` (synchronous
+//! standbys), [`proxies`] (active proxies and gating), [`decide`] (the entry points), [`run`] (the loop).
+
+mod assess;
+mod clock;
+pub mod decide;
+mod election;
+mod entropy;
+mod error;
+pub mod health;
+mod init;
+mod model_ext;
+pub mod proxies;
+pub mod run;
+mod standbys;
+mod sync;
+
+pub use clock::{MonoClock, MonoTime, Now};
+pub use decide::{Decision, decide, update_cluster};
+pub use entropy::{Entropy, OsEntropy, SequentialUids};
+pub use error::DecideError;
+pub use health::{ConvergenceMark, Histories, KeeperInfoSeen, ProxyInfoSeen, update_keepers_status};
+pub use model_ext::{FAKE_STANDBY_NAME, NOT_INCREASING_XLOGPOS_LIMIT, wal_segment_name_no_timeline};
+pub use proxies::active_proxies;
+pub use run::{ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats};

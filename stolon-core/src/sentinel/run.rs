@@ -1,0 +1,328 @@
+//! The sentinel's IO loop: leader election through [`stolon_store::Election`], SentinelInfo publication,
+//! reading infos, and compare-and-swap writes of the pure [`decide`](super::decide()) result.
+//!
+//! Every sentinel publishes its info and can create the very first cluster data from an initial spec
+//! (create-only put); only the leader decides and writes, always with a compare-and-swap on the revision it
+//! read, and it checks that it still leads immediately before each write. A pass runs when leadership is
+//! acquired, when the cluster data changes in the store (watch; our own writes are ignored), and otherwise
+//! every `sleepInterval` as a safety net.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use stolon_store::{MemberKind, Revision, WatchEvent, WatchStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::clock::MonoClock;
+use super::decide::{check_readable, decide};
+use super::entropy::OsEntropy;
+use super::health::Histories;
+use crate::cluster::{ClusterData, ClusterSpec, SentinelInfo, defaults, new_uid};
+use crate::store::{ClusterStore, sentinel_info_ttl};
+use crate::time::Timestamp;
+
+/// The lease of the sentinel leadership (stolon's 20 s).
+pub const ELECTION_TTL: Duration = Duration::from_secs(20);
+
+/// Pause before campaigning again after an election error (stolon's 10 s, capped by the election TTL).
+const ELECTION_RETRY: Duration = Duration::from_secs(10);
+
+/// How a sentinel runs.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// This sentinel's UID (published in its SentinelInfo and used as election candidate id).
+    pub uid: String,
+    /// Spec used to create the cluster when the store has no cluster data.
+    pub initial_spec: Option<ClusterSpec>,
+    /// Lease of the leadership.
+    pub election_ttl: Duration,
+}
+
+impl SentinelConfig {
+    /// A configuration with a random UID and stolon's election TTL.
+    pub fn new(initial_spec: Option<ClusterSpec>) -> Self {
+        SentinelConfig { uid: new_uid(), initial_spec, election_ttl: ELECTION_TTL }
+    }
+}
+
+/// Live figures of a sentinel, read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SentinelStats {
+    is_leader: AtomicBool,
+    leader_count: AtomicU64,
+    last_check_success: AtomicI64,
+}
+
+impl SentinelStats {
+    /// Whether this sentinel currently leads.
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Relaxed)
+    }
+
+    /// How many times leadership was acquired.
+    pub fn leader_count(&self) -> u64 {
+        self.leader_count.load(Ordering::Relaxed)
+    }
+
+    /// Unix time (seconds) of the last completed check, 0 before the first.
+    pub fn last_check_success_seconds(&self) -> i64 {
+        self.last_check_success.load(Ordering::Relaxed)
+    }
+}
+
+/// A sentinel bound to one cluster in a store.
+pub struct Sentinel {
+    store: ClusterStore,
+    config: SentinelConfig,
+    stats: Arc<SentinelStats>,
+    clock: MonoClock,
+}
+
+/// What the loop remembers between passes.
+struct LoopState {
+    term: Option<u64>,
+    histories: Histories,
+    sleep_interval: Duration,
+    last_written: Option<Revision>,
+    last_seen: Option<Revision>,
+}
+
+impl Sentinel {
+    /// A sentinel for the cluster of `store`.
+    pub fn new(store: ClusterStore, config: SentinelConfig) -> Self {
+        Sentinel { store, config, stats: Arc::default(), clock: MonoClock::new() }
+    }
+
+    /// The live figures (for metrics).
+    pub fn stats(&self) -> Arc<SentinelStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` resolves, then resigns leadership and removes its info record.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        tracing::info!(uid = %self.config.uid, "sentinel starting");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (term_tx, mut term_rx) = watch::channel::<Option<u64>>(None);
+        let election =
+            tokio::spawn(election_loop(self.store.clone(), self.config.clone(), self.stats.clone(), term_tx, stop_rx));
+        let mut state = LoopState {
+            term: None,
+            histories: Histories::new_term(),
+            sleep_interval: defaults::SLEEP_INTERVAL.to_std_saturating(),
+            last_written: None,
+            last_seen: None,
+        };
+        let mut watch: Option<WatchStream> = None;
+        tokio::pin!(shutdown);
+        'outer: loop {
+            self.check(&mut state, &term_rx).await;
+            if watch.is_none() {
+                watch = self.store.watch_cluster_data(state.last_seen.as_ref()).await.ok();
+            }
+            let deadline = Instant::now() + state.sleep_interval;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break 'outer,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    changed = term_rx.changed() => {
+                        if changed.is_err() { tokio::time::sleep_until(deadline).await; }
+                        break;
+                    }
+                    event = next_event(&mut watch) => match event {
+                        Some(Ok(WatchEvent::Put(doc))) if Some(&doc.revision) == state.last_written.as_ref() => {}
+                        Some(Ok(WatchEvent::Put(_) | WatchEvent::Deleted { .. })) => break,
+                        Some(Ok(WatchEvent::Reset)) | Some(Err(_)) | None => {
+                            watch = None;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        tracing::info!(uid = %self.config.uid, "sentinel stopping");
+        let _ = stop_tx.send(true);
+        let _ = election.await;
+        if let Err(e) = self.store.store().delete_member(MemberKind::Sentinel, &self.config.uid).await {
+            tracing::warn!(error = %e, "cannot remove the sentinel info");
+        }
+    }
+
+    /// One pass (reference §4.1, "one check").
+    async fn check(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>) {
+        let read = match self.store.cluster_data().await {
+            Ok(read) => read,
+            Err(e) if e.is_conflict() => return,
+            Err(crate::store::ClusterStoreError::Model { key, source }) => {
+                tracing::error!(key = %key, error = %source, "cannot read the cluster data; not acting on it");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cluster data; retrying next pass");
+                return;
+            }
+        };
+        let Some(read) = read else {
+            self.create_initial().await;
+            return;
+        };
+        state.last_seen = Some(read.revision.clone());
+        if let Err(e) = check_readable(&read.data) {
+            tracing::error!(error = %e, "refusing to act on the stored cluster data");
+            return;
+        }
+        state.sleep_interval = read.data.cluster.spec.sleep_interval();
+        let info = SentinelInfo { uid: self.config.uid.clone() };
+        if let Err(e) = self.store.set_sentinel_info(&info, sentinel_info_ttl(state.sleep_interval)).await {
+            tracing::warn!(error = %e, "cannot publish the sentinel info");
+            return;
+        }
+        let (keepers, proxies) = match (self.store.keeper_infos().await, self.store.proxy_infos().await) {
+            (Ok(k), Ok(p)) => (k, p),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read keeper or proxy infos");
+                return;
+            }
+        };
+        let Some(term) = *term_rx.borrow() else {
+            state.term = None;
+            self.finish_check();
+            return;
+        };
+        if state.term != Some(term) {
+            tracing::info!(term, "first pass of a new leadership term: observing only");
+            state.term = Some(term);
+            state.histories = Histories::new_term();
+        }
+        let decision = match decide(
+            &read.data,
+            &keepers.valid,
+            &proxies.valid,
+            &state.histories,
+            self.clock.now(),
+            &mut OsEntropy,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot compute the cluster view; not writing");
+                return;
+            }
+        };
+        if !decision.write {
+            state.histories = decision.histories;
+            self.finish_check();
+            return;
+        }
+        if *term_rx.borrow() != Some(term) {
+            tracing::warn!("leadership lost during the pass; not writing");
+            return;
+        }
+        log_changes(&read.data, &decision.cluster_data);
+        match self.store.put_cluster_data_cas(&decision.cluster_data, Some(&read.revision)).await {
+            Ok(rev) => {
+                tracing::debug!(uid = %self.config.uid, revision = %rev, "cluster data written");
+                state.last_written = Some(rev);
+                state.histories = decision.histories;
+            }
+            Err(e) if e.is_conflict() => {
+                tracing::warn!(error = %e, "cluster data changed since it was read; recomputing next pass")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot write the cluster data; retrying next pass"),
+        }
+        self.finish_check();
+    }
+
+    fn finish_check(&self) {
+        self.stats.last_check_success.store(Timestamp::now().as_datetime().timestamp(), Ordering::Relaxed);
+    }
+
+    /// Creates the cluster from the initial spec when the store has no cluster data (create-only).
+    async fn create_initial(&self) {
+        let Some(spec) = &self.config.initial_spec else {
+            tracing::info!("no cluster data available, waiting for it to appear");
+            return;
+        };
+        let cd = ClusterData::new_initial(new_uid(), spec.clone(), Timestamp::now());
+        match self.store.put_cluster_data_cas(&cd, None).await {
+            Ok(_) => tracing::info!(cluster_uid = %cd.cluster.uid, "initial cluster data created"),
+            Err(e) if e.is_conflict() => tracing::info!("cluster data created concurrently by another component"),
+            Err(e) => tracing::warn!(error = %e, "cannot create the initial cluster data"),
+        }
+    }
+}
+
+/// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.
+fn log_changes(old: &ClusterData, new: &ClusterData) {
+    if old.cluster.status.master != new.cluster.status.master {
+        tracing::info!(from = %old.cluster.status.master, to = %new.cluster.status.master, "master changed");
+    }
+    if old.cluster.status.phase != new.cluster.status.phase {
+        tracing::info!(phase = ?new.cluster.status.phase, "cluster phase changed");
+    }
+    if old.dbs.keys().ne(new.dbs.keys()) {
+        tracing::info!(dbs = ?new.dbs.keys().collect::<Vec<_>>(), "db set changed");
+    }
+    if old.proxy.spec != new.proxy.spec {
+        tracing::info!(master = %new.proxy.spec.master_db_uid, enabled = ?new.proxy.spec.enabled_proxies, "proxy routing changed");
+    }
+}
+
+async fn next_event(watch: &mut Option<WatchStream>) -> Option<stolon_store::StoreResult<WatchEvent>> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Campaigns for leadership until stopped; publishes the current term (None = not leading).
+async fn election_loop(
+    store: ClusterStore,
+    config: SentinelConfig,
+    stats: Arc<SentinelStats>,
+    term_tx: watch::Sender<Option<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut term = 0u64;
+    let retry = ELECTION_RETRY.min(config.election_ttl);
+    loop {
+        tracing::info!("trying to acquire sentinels leadership");
+        let campaign = store.store().campaign(&config.uid, config.election_ttl);
+        let result = tokio::select! {
+            r = campaign => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match result {
+            Ok(mut leadership) => {
+                term += 1;
+                stats.leader_count.fetch_add(1, Ordering::Relaxed);
+                stats.is_leader.store(true, Ordering::Relaxed);
+                tracing::info!(term, "sentinel leadership acquired");
+                let _ = term_tx.send(Some(term));
+                let stopping = tokio::select! {
+                    state = leadership.lost() => {
+                        tracing::warn!(state = ?state, "sentinel leadership lost");
+                        false
+                    }
+                    _ = stop.wait_for(|s| *s) => true,
+                };
+                let _ = term_tx.send(None);
+                stats.is_leader.store(false, Ordering::Relaxed);
+                if stopping {
+                    if let Err(e) = leadership.resign().await {
+                        tracing::warn!(error = %e, "cannot resign the leadership");
+                    }
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "election error");
+                tokio::select! {
+                    _ = tokio::time::sleep(retry) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Synchronous standby set maintenance (reference §4.6): a standby is electable only once it is both
+//! configured on the master and confirmed in sync, and the set changes only through a union step so that a
+//! confirmed member is always kept.
+
+use super::assess::Judge;
+use super::election::best_standbys;
+use super::model_ext::{FAKE_STANDBY_NAME, difference, intersection, keeper_can_be_sync, keeper_of, same_set, sorted};
+use crate::cluster::ClusterData;
+
+/// Updates the master's synchronous standby spec and status in `newcd`. `good` lists the good valid
+/// standbys of this pass.
+pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String], judge: Judge<'_>) {
+    let spec = newcd.cluster.spec.clone();
+    let (mut min, mut max, mut merge) =
+        (usize::from(spec.min_synchronous_standbys()), usize::from(spec.max_synchronous_standbys()), true);
+    let Some(master) = newcd.dbs.get(master_uid) else { return };
+    let version = keeper_of(newcd, master).map(|k| k.status.postgres_binary_version).unwrap_or_default();
+    if version.maj == 9 && version.min <= 5 {
+        // PostgreSQL <= 9.5 can only wait for one named standby.
+        (min, max, merge) = (1, 1, false);
+    }
+    // Candidates to fill the set, computed before the master entry is borrowed mutably.
+    let fill: Vec<String> = best_standbys(newcd, master, judge, false)
+        .into_iter()
+        .filter(|uid| newcd.dbs.get(uid).is_some_and(|db| keeper_can_be_sync(keeper_of(newcd, db))))
+        .collect();
+    let existing: Vec<String> = newcd.dbs.keys().cloned().collect();
+    let pos: std::collections::BTreeMap<String, u64> =
+        newcd.dbs.values().map(|db| (db.uid.clone(), db.status.x_log_pos)).collect();
+    let exists = |uid: &String| existing.contains(uid);
+
+    let Some(master) = newcd.dbs.get_mut(master_uid) else { return };
+    let mut spec_list = master.spec.synchronous_standbys().to_vec();
+    let mut status_list = master.status.synchronous_standbys().to_vec();
+
+    // Step A: reconcile the confirmed set with this pass's report.
+    if !same_set(&status_list, &spec_list) {
+        status_list = intersection(&status_list, &spec_list);
+        let reported = intersection(&master.status.cur_synchronous_standbys, &spec_list);
+        status_list.extend(difference(&reported, &status_list));
+        let unconfirmed = difference(&spec_list, &status_list);
+        if unconfirmed.iter().any(|uid| !exists(uid) || !good.contains(uid)) {
+            tracing::info!(master = %master_uid, "an unconfirmed synchronous standby is gone or not good; falling back to the confirmed ones");
+            spec_list = sorted(status_list.clone());
+        }
+    }
+
+    // Step B: change the set only once the configured set is confirmed.
+    if !same_set(&status_list, &spec_list) {
+        tracing::info!(master = %master_uid, confirmed = ?status_list, configured = ?spec_list, "waiting for new defined synchronous standbys to be in sync");
+        master.spec.synchronous_standbys = Some(spec_list);
+        master.status.synchronous_standbys = Some(sorted(status_list));
+        return;
+    }
+    let prev = spec_list.clone();
+    let mut set: Vec<String> = prev.iter().filter(|u| exists(u) && good.contains(u)).cloned().collect();
+    if set.len() > max {
+        // Keep the most advanced members.
+        let at = |uid: &String| pos.get(uid).copied().unwrap_or(0);
+        set.sort_by(|a, b| at(b).cmp(&at(a)).then_with(|| a.cmp(b)));
+        set.truncate(max);
+    }
+    for uid in &fill {
+        if set.len() >= max {
+            break;
+        }
+        if !set.contains(uid) {
+            set.push(uid.clone());
+        }
+    }
+    for uid in &prev {
+        if set.len() >= min {
+            break;
+        }
+        if exists(uid) && !set.contains(uid) {
+            set.push(uid.clone());
+        }
+    }
+    if merge && set.iter().any(|u| !prev.contains(u)) {
+        for uid in &prev {
+            if exists(uid) && !set.contains(uid) {
+                set.push(uid.clone());
+            }
+        }
+    }
+    let set = sorted(set);
+    let external = if set.len() < min { vec![FAKE_STANDBY_NAME.to_string()] } else { Vec::new() };
+    if set != sorted(prev) {
+        tracing::info!(master = %master_uid, synchronous_standbys = ?set, "synchronous standbys changed");
+    }
+    master.spec.synchronous_replication = true;
+    master.status.synchronous_standbys = Some(sorted(intersection(&status_list, &set)));
+    master.spec.synchronous_standbys = Some(set);
+    master.spec.external_synchronous_standbys = Some(external);
+}
+
+/// Clears synchronous replication on the master (not in effect).
+pub(crate) fn disable(newcd: &mut ClusterData, master_uid: &str) {
+    if let Some(master) = newcd.dbs.get_mut(master_uid) {
+        master.spec.synchronous_replication = false;
+        master.spec.synchronous_standbys = None;
+        master.spec.external_synchronous_standbys = None;
+        master.status.synchronous_standbys = None;
+    }
+}

@@ -675,3 +675,38 @@ async fn version_and_flag_errors() {
     let o = f.ctl(&["register", "--register-endpoints", "http://a:1,http://b:2"]).await;
     assert_one_line_error(&o, "consul does not support multiple endpoints");
 }
+
+/// Runs stolonctl under `script` (util-linux), which gives it a pseudo-terminal as stdin, feeding `answers`.
+async fn run_on_terminal(f: &Fixture, args: &str, answers: &str) -> Output {
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &format!("{BIN} {args}"), "/dev/null"]);
+    let store_args = f.store_args();
+    for pair in store_args.chunks(2) {
+        cmd.env(stolon_daemons::env::var_name("STOLONCTL", pair[0].trim_start_matches("--")), &pair[1]);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("`script` (util-linux) is needed to give stolonctl a terminal");
+    let mut pipe = child.stdin.take().expect("stdin pipe");
+    pipe.write_all(answers.as_bytes()).await.expect("write answers");
+    drop(pipe);
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("finished within 60 s")
+        .expect("script ran")
+}
+
+#[tokio::test]
+async fn confirmation_is_asked_on_a_terminal() {
+    let f = Fixture::new("prompt").await;
+    let o = run_on_terminal(&f, "init", "maybe\nno\n").await;
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("Are you sure you want to continue? [yes/no]"), "{out}");
+    assert!(out.contains("Please enter 'yes' or 'no'"), "{out}");
+    assert!(out.contains("exiting"), "{out}");
+    assert!(f.doc().await.is_none(), "answered no: nothing written");
+    let o = run_on_terminal(&f, "init", "yes\n").await;
+    assert_ok(&o);
+    assert!(stdout(&o).contains("initialised"), "{}", stdout(&o));
+    assert!(f.doc().await.is_some());
+}

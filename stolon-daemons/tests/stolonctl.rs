@@ -415,6 +415,15 @@ async fn update_replaces_or_merge_patches_the_spec() {
     assert_rejected(&f, &["update", "-p", "[1,2]"], None, "expected a JSON object").await;
     assert_rejected(&f, &["update", "{\"sleepInterval\":"], None, "invalid cluster spec: not valid JSON").await;
     assert_rejected(&f, &["update"], None, "no cluster spec provided").await;
+
+    // An invalid stored spec stops every component; update is how it gets repaired.
+    let mut broken = serde_json::to_value(f.data().await).unwrap();
+    broken["cluster"]["spec"]["maxStandbys"] = json!(0);
+    f.write(&broken).await;
+    assert_rejected(&f, &["spec"], None, "the stored cluster spec is invalid: maxStandbys (0) must be at least 1")
+        .await;
+    assert_ok(&f.ctl(&["update", "-p", r#"{"maxStandbys":2}"#]).await);
+    assert_eq!(f.data().await.cluster.spec.max_standbys(), 2);
 }
 
 /// A store that lets a competing writer change the cluster data just before each of our first

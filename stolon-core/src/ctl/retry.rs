@@ -37,10 +37,33 @@ pub struct Modified<T> {
 pub async fn modify_cluster_data<T>(
     store: &ClusterStore,
     max_attempts: usize,
+    change: impl FnMut(&mut ClusterData) -> Result<Decision<T>, CtlError>,
+) -> Result<Modified<T>, CtlError> {
+    modify(store, max_attempts, SpecCheck::Required, change).await
+}
+
+/// Whether the stored spec must be valid before a modification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpecCheck {
+    /// Refuse cluster data whose spec is invalid (as every component does).
+    Required,
+    /// Accept it: the modification replaces the spec with one it validates itself (`update`), which is
+    /// how an operator repairs an invalid spec.
+    Skipped,
+}
+
+/// [`modify_cluster_data`] with a choice about the stored spec.
+pub(crate) async fn modify<T>(
+    store: &ClusterStore,
+    max_attempts: usize,
+    check: SpecCheck,
     mut change: impl FnMut(&mut ClusterData) -> Result<Decision<T>, CtlError>,
 ) -> Result<Modified<T>, CtlError> {
     for attempt in 1..=max_attempts.max(1) {
-        let current = usable_cluster_data(store).await?;
+        let current = match check {
+            SpecCheck::Required => usable_cluster_data(store).await?,
+            SpecCheck::Skipped => store.cluster_data().await?.ok_or(CtlError::NoClusterData)?,
+        };
         let mut data = current.data;
         let value = match change(&mut data)? {
             Decision::Keep(value) => return Ok(Modified { value, revision: None, attempts: attempt }),

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::error::CtlError;
-use super::retry::{Decision, MAX_ATTEMPTS, Modified, modify_cluster_data};
+use super::retry::{Decision, MAX_ATTEMPTS, Modified, SpecCheck, modify};
 use super::spec::decode_spec_json;
 use crate::cluster::{ClusterSpec, decode_json};
 use crate::store::ClusterStore;
@@ -72,7 +72,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Updates the cluster spec with compare-and-swap, retried on concurrent changes. The update is
-/// recomputed from fresh data on every attempt (a patch applies to the latest spec).
+/// recomputed from fresh data on every attempt (a patch applies to the latest spec). The stored spec may be
+/// invalid (the new one must validate), so that an invalid spec can be repaired.
 pub async fn update_spec(store: &ClusterStore, update: &SpecUpdate) -> Result<Modified<ClusterSpec>, CtlError> {
     update_spec_with_attempts(store, update, MAX_ATTEMPTS).await
 }
@@ -83,7 +84,8 @@ pub async fn update_spec_with_attempts(
     update: &SpecUpdate,
     max_attempts: usize,
 ) -> Result<Modified<ClusterSpec>, CtlError> {
-    modify_cluster_data(store, max_attempts, |cd| {
+    // The stored spec need not be valid: an update is how an invalid spec gets repaired.
+    modify(store, max_attempts, SpecCheck::Skipped, |cd| {
         let new = update.new_spec(&cd.cluster.spec)?;
         ClusterSpec::check_update(&cd.cluster.spec, &new).map_err(CtlError::spec_update)?;
         cd.cluster.spec = new.clone();

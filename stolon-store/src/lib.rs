@@ -13,6 +13,7 @@ mod backend;
 mod config;
 mod election;
 mod error;
+pub mod etcdv2;
 pub mod etcdv3;
 mod model;
 mod timeout;
@@ -88,6 +89,7 @@ pub trait Store: Election + Send + Sync {
 pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
     config.validate()?;
     match config.backend {
+        StoreBackend::EtcdV2 => Ok(Arc::new(etcdv2::EtcdV2Store::connect(config).await?)),
         StoreBackend::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Store::connect(config).await?)),
         other => Err(StoreError::Config(format!(
             "store backend {other} is not implemented yet in this build (available: etcdv3)"

@@ -631,8 +631,9 @@ async fn clusterdata_read_and_write() {
 
 #[tokio::test]
 async fn an_unreachable_store_fails_every_command_with_one_line() {
-    // A closed port: bind a listener to get a free port, then close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A closed port. Not a port freed after binding: concurrent tests start etcd servers on free ports
+    // and could take it. Port 1 (tcpmux) is privileged and never served here.
+    let port = 1;
     let global: Vec<String> = [
         "--store-backend",
         "etcdv3",

@@ -34,7 +34,6 @@ struct Raw {
 
 impl Raw {
     fn new(server: &EtcdServer) -> Raw {
-        stolon_store::etcdv2::ensure_crypto_provider();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
         Raw { client, base: format!("{}/v2/keys", server.endpoint()) }
     }
@@ -286,4 +285,17 @@ async fn cluster_data_copied_from_v2_to_v3_is_identical() {
     assert_eq!(copied.value, value.as_bytes());
     // Member records are not copied: daemons publish them again on the new backend.
     assert!(v3.list_members(MemberKind::Keeper).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn requests_move_on_to_the_next_endpoint_when_one_refuses_connections() {
+    let server = EtcdServer::start().expect("etcd");
+    let dead = format!("http://127.0.0.1:{}", stolon_conformance::servers::closed_port());
+    let mut config = StoreConfig::new(StoreBackend::EtcdV2, unique("failover"))
+        .with_endpoints(&format!("{dead},{}", server.endpoint()))
+        .unwrap();
+    config.timeout = Duration::from_secs(3);
+    let store = stolon_store::connect(&config).await.expect("connect through the second endpoint");
+    let rev = store.put_cluster_data_cas(b"x", None).await.expect("write through the second endpoint");
+    assert_eq!(store.get_cluster_data().await.unwrap().map(|d| d.revision), Some(rev));
 }

@@ -92,22 +92,11 @@ pub(crate) fn from_response(status: u16, body: &[u8], key: &str, endpoint: &str)
     }
 }
 
-/// The store error for a request that got no HTTP answer.
-pub(crate) fn from_transport(
-    err: &reqwest::Error,
-    key: &str,
-    endpoint: &str,
-    timeout: std::time::Duration,
-) -> StoreError {
-    if err.is_timeout() {
-        return StoreError::Timeout { key: key.to_string(), timeout };
-    }
+/// The store error for a request that got no HTTP answer from `endpoint`.
+pub(crate) fn from_transport(err: &hyper_util::client::legacy::Error, endpoint: &str) -> StoreError {
     let chain = error_chain(err);
     if is_tls_failure(err) {
         return StoreError::Auth(format!("TLS with etcd at {endpoint} failed: {chain}"));
-    }
-    if err.is_builder() {
-        return StoreError::Config(format!("cannot build a request for {key} to {endpoint}: {chain}"));
     }
     StoreError::Unavailable { endpoints: endpoint.to_string(), reason: chain }
 }
@@ -130,7 +119,7 @@ fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The error and its causes, joined with `: `.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

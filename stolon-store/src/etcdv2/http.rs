@@ -1,14 +1,25 @@
-//! The HTTP transport of the v2 keys API: one reqwest client (TLS, basic auth, timeouts), endpoint failover,
-//! and key paths under `/v2/keys`.
+//! The HTTP transport of the v2 keys API: one hyper client (rustls with ring, basic auth, timeouts),
+//! endpoint failover, and key paths under `/v2/keys`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::{Certificate, Identity, Method, Response, Url};
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
 
-use super::errors;
+use super::{errors, tls};
 use crate::timeout::bounded;
-use crate::{StoreConfig, StoreError, StoreResult, TlsConfig};
+use crate::{StoreConfig, StoreError, StoreResult};
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A key of the v2 keyspace, kept as path segments; etcd v2 implies a leading `/` and ignores empty
 /// segments, so `stolon/cluster` and `/stolon//cluster/` are the same directory.
@@ -114,24 +125,24 @@ impl Reply {
 }
 
 /// The `X-Etcd-Index` header of a response.
-pub(crate) fn etcd_index(resp: &Response) -> Option<u64> {
+pub(crate) fn etcd_index(resp: &Response<Incoming>) -> Option<u64> {
     resp.headers().get("x-etcd-index")?.to_str().ok()?.parse().ok()
 }
 
 /// The HTTP side of an etcd v2 store: shared by every request of one [`super::EtcdV2Store`].
 pub(crate) struct Http {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     endpoints: Vec<Url>,
     /// The endpoint that answered last; requests start there.
     current: AtomicUsize,
     /// The bound of every request (`--store-timeout`).
     pub(crate) timeout: Duration,
-    username: Option<String>,
-    password: Option<String>,
+    /// `Basic <user:password>`, marked sensitive so that it is never printed.
+    authorization: Option<HeaderValue>,
 }
 
 impl Http {
-    /// Builds the client for `config`: request and connect timeouts, TLS material, basic auth.
+    /// Builds the client for `config`: connect timeout, TLS material, basic auth.
     pub(crate) fn new(config: &StoreConfig) -> StoreResult<Http> {
         let endpoints = config
             .effective_endpoints()
@@ -143,29 +154,30 @@ impl Http {
         if endpoints.is_empty() {
             return Err(StoreError::Config("--store-endpoints is empty".into()));
         }
-        ensure_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .no_proxy();
-        if config.uses_tls() {
-            builder = with_tls(builder, &config.tls)?;
+        let tls_config = if config.uses_tls() {
+            tls::client_config(&config.tls)?
         } else if config.tls.ca_file.is_some() || config.tls.cert_file.is_some() {
             return Err(StoreError::Config(
                 "TLS files were given but --store-endpoints use http; use https:// endpoints".into(),
             ));
-        }
-        let client =
-            builder.build().map_err(|e| StoreError::Config(format!("cannot build the etcd v2 HTTP client: {e}")))?;
-        Ok(Http {
-            client,
-            endpoints,
-            current: AtomicUsize::new(0),
-            timeout: config.timeout,
-            username: config.username.clone(),
-            password: config.password.clone(),
-        })
+        } else {
+            tls::plain_config()?
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.timeout));
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let authorization = match &config.username {
+            Some(user) => Some(basic_auth(user, config.password.as_deref().unwrap_or(""))?),
+            None => None,
+        };
+        Ok(Http { client, endpoints, current: AtomicUsize::new(0), timeout: config.timeout, authorization })
     }
 
     /// The endpoints, comma-separated, for error messages.
@@ -177,34 +189,34 @@ impl Http {
     pub(crate) async fn send(&self, call: Call<'_>) -> StoreResult<Reply> {
         let key = call.key_name();
         bounded(self.timeout, &key, async {
-            let (resp, endpoint) = self.open(&call, None).await?;
+            let (resp, endpoint) = self.open(&call).await?;
             let status = resp.status().as_u16();
             let etcd_index = etcd_index(&resp);
-            let body = resp.bytes().await.map_err(|e| errors::from_transport(&e, &key, &endpoint, self.timeout))?;
+            let body = read_body(resp, &key, &endpoint).await?;
             Ok(Reply { status, etcd_index, body: body.to_vec(), key: key.clone(), endpoint })
         })
         .await
     }
 
     /// Sends `call` and returns once the response headers arrived (within the store timeout), with the
-    /// endpoint that answered. `total` replaces the store timeout as the bound of the whole exchange
-    /// (long polls). Tries the next endpoint when one refuses the connection.
-    pub(crate) async fn open(&self, call: &Call<'_>, total: Option<Duration>) -> StoreResult<(Response, String)> {
+    /// endpoint that answered; the caller reads (and bounds) the body. Tries the next endpoint when one
+    /// cannot be connected to.
+    pub(crate) async fn open(&self, call: &Call<'_>) -> StoreResult<(Response<Incoming>, String)> {
         let key = call.key_name();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = None;
         for step in 0..self.endpoints.len() {
             let i = (start + step) % self.endpoints.len();
             let endpoint = self.endpoints[i].as_str().trim_end_matches('/').to_string();
-            let req = self.request(&self.endpoints[i], call, total)?;
-            match bounded(self.timeout, &key, async { Ok(req.send().await) }).await? {
+            let req = self.request(&self.endpoints[i], call)?;
+            match bounded(self.timeout, &key, async { Ok(self.client.request(req).await) }).await? {
                 Ok(resp) => {
                     self.current.store(i, Ordering::Relaxed);
                     return Ok((resp, endpoint));
                 }
                 // Nothing was sent: another endpoint may serve it.
-                Err(e) if e.is_connect() => last = Some(errors::from_transport(&e, &key, &endpoint, self.timeout)),
-                Err(e) => return Err(errors::from_transport(&e, &key, &endpoint, self.timeout)),
+                Err(e) if e.is_connect() => last = Some(errors::from_transport(&e, &endpoint)),
+                Err(e) => return Err(errors::from_transport(&e, &endpoint)),
             }
         }
         Err(last.unwrap_or_else(|| StoreError::Unavailable {
@@ -213,7 +225,7 @@ impl Http {
         }))
     }
 
-    fn request(&self, base: &Url, call: &Call<'_>, total: Option<Duration>) -> StoreResult<reqwest::RequestBuilder> {
+    fn request(&self, base: &Url, call: &Call<'_>) -> StoreResult<Request<Full<Bytes>>> {
         let mut url = base.clone();
         url.path_segments_mut()
             .map_err(|_| StoreError::Config(format!("--store-endpoints {base}: not a base URL")))?
@@ -221,59 +233,40 @@ impl Http {
             .push("v2")
             .push("keys")
             .extend(&call.key.segments);
-        let mut req = self.client.request(call.method.clone(), url);
         if !call.query.is_empty() {
-            req = req.query(&call.query);
+            url.query_pairs_mut().extend_pairs(&call.query);
         }
-        if !call.form.is_empty() {
-            req = req.form(&call.form);
+        let mut req = Request::builder().method(call.method.clone()).uri(url.as_str());
+        let body = if call.form.is_empty() {
+            Bytes::new()
+        } else {
+            req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Bytes::from(form_urlencoded::Serializer::new(String::new()).extend_pairs(&call.form).finish())
+        };
+        if let Some(auth) = &self.authorization {
+            req = req.header(AUTHORIZATION, auth.clone());
         }
-        if let Some(user) = &self.username {
-            req = req.basic_auth(user, Some(self.password.as_deref().unwrap_or("")));
-        }
-        if let Some(total) = total {
-            req = req.timeout(total);
-        }
-        Ok(req)
+        req.body(Full::new(body)).map_err(|e| StoreError::Config(format!("request for {}: {e}", call.key_name())))
     }
 }
 
-/// Installs rustls' ring crypto provider as the process default unless a provider is installed already.
-///
-/// reqwest's rustls support (enabled in the whole build by this crate) panics when a client is built
-/// without a process-wide provider; call this before building any `reqwest::Client` elsewhere in the
-/// program. The etcd v2 backend calls it itself.
-pub fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: a provider is installed either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+/// Reads a whole response body; a broken connection is an unavailable store.
+pub(crate) async fn read_body(resp: Response<Incoming>, key: &str, endpoint: &str) -> StoreResult<Bytes> {
+    match resp.into_body().collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) => Err(StoreError::Unavailable {
+            endpoints: endpoint.to_string(),
+            reason: format!("reading the answer for {key}: {}", errors::error_chain(&e)),
+        }),
     }
 }
 
-fn with_tls(mut builder: reqwest::ClientBuilder, tls: &TlsConfig) -> StoreResult<reqwest::ClientBuilder> {
-    if let Some(ca) = &tls.ca_file {
-        let pem = TlsConfig::read("--store-ca-file", ca)?;
-        let certs = Certificate::from_pem_bundle(&pem)
-            .map_err(|e| StoreError::Config(format!("--store-ca-file {}: {e}", ca.display())))?;
-        if certs.is_empty() {
-            return Err(StoreError::Config(format!("--store-ca-file {}: no certificate found", ca.display())));
-        }
-        // Like etcd's own clients: the given CA replaces the system roots.
-        builder = builder.tls_certs_only(certs);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = TlsConfig::read("--store-cert-file", cert)?;
-        pem.push(b'\n');
-        pem.extend(TlsConfig::read("--store-key", key)?);
-        let identity = Identity::from_pem(&pem).map_err(|e| {
-            StoreError::Config(format!("--store-cert-file {} / --store-key {}: {e}", cert.display(), key.display()))
-        })?;
-        builder = builder.identity(identity);
-    }
-    if tls.skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    Ok(builder)
+fn basic_auth(user: &str, password: &str) -> StoreResult<HeaderValue> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| StoreError::Config("--store-username: not usable in an HTTP header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -294,9 +287,27 @@ mod tests {
         c.prefix = "/my/prefix".into();
         let http = Http::new(&c).unwrap();
         let key = Key::new(&c.cluster_path()).child("a?b#c");
-        let req = http.request(&http.endpoints[0], &Call::get(&key).query("quorum", true), None).unwrap();
-        let url = req.build().unwrap().url().to_string();
+        let req = http.request(&http.endpoints[0], &Call::get(&key).query("quorum", true)).unwrap();
+        let url = req.uri().to_string();
         assert_eq!(url, "http://127.0.0.1:2379/v2/keys/my/prefix/c%201/a%3Fb%23c?quorum=true");
+    }
+
+    #[test]
+    fn writes_are_forms_and_credentials_are_basic_auth() {
+        let mut c = StoreConfig::new(crate::StoreBackend::EtcdV2, "c").with_endpoints("http://127.0.0.1:2379").unwrap();
+        c.username = Some("root".into());
+        c.password = Some("p@ss".into());
+        let http = Http::new(&c).unwrap();
+        let key = Key::new("a/b");
+        let call = Call::put(&key).query("prevExist", false).form("value", r#"{"x":"a b&c"}"#).form("ttl", 20);
+        let req = http.request(&http.endpoints[0], &call).unwrap();
+        assert_eq!(req.uri().to_string(), "http://127.0.0.1:2379/v2/keys/a/b?prevExist=false");
+        assert_eq!(req.headers()[CONTENT_TYPE], "application/x-www-form-urlencoded");
+        let auth = &req.headers()[AUTHORIZATION];
+        assert!(auth.is_sensitive());
+        assert_eq!(auth, "Basic cm9vdDpwQHNz");
+        let body = futures::executor::block_on(req.into_body().collect()).unwrap().to_bytes();
+        assert_eq!(&body[..], b"value=%7B%22x%22%3A%22a+b%26c%22%7D&ttl=20");
     }
 
     #[test]

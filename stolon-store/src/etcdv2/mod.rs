@@ -10,6 +10,7 @@ mod errors;
 mod http;
 mod kv;
 mod members;
+mod tls;
 mod watch;
 
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use self::http::ensure_crypto_provider;
 use self::http::{Call, Http, Key};
 use crate::etcdv3::check_member_id;
 use crate::{

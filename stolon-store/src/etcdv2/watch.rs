@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::errors::{self, EtcdError, code};
-use super::http::{Call, Http, Key, etcd_index};
+use super::http::{Call, Http, Key, etcd_index, read_body};
 use super::kv::{self, Answer};
 use crate::{Revision, StoreResult, WatchEvent, WatchStream};
 
@@ -39,14 +39,13 @@ pub(crate) enum Poll {
 /// One long poll on `key` for changes at or after `wait_index`, open for at most `window`.
 pub(crate) async fn poll_once(http: &Http, key: &Key, wait_index: u64, window: Duration) -> StoreResult<Poll> {
     let call = Call::get(key).query("wait", true).query("waitIndex", wait_index);
-    let (resp, endpoint) = http.open(&call, Some(window)).await?;
+    let (resp, endpoint) = http.open(&call).await?;
     let status = resp.status().as_u16();
     // The index at which the server started watching: every change up to it was already looked at.
     let next_index = etcd_index(&resp).map_or(wait_index, |i| wait_index.max(i + 1));
-    let body = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) if e.is_timeout() => return Ok(Poll::Quiet { next_index }),
-        Err(e) => return Err(errors::from_transport(&e, &key.name(), &endpoint, http.timeout)),
+    let body = match tokio::time::timeout(window, read_body(resp, &key.name(), &endpoint)).await {
+        Ok(body) => body?,
+        Err(_) => return Ok(Poll::Quiet { next_index }),
     };
     if !(200..300).contains(&status) {
         if let Some(EtcdError { code: code::EVENT_INDEX_CLEARED, .. }) = EtcdError::parse(&body) {

@@ -1,0 +1,109 @@
+//! The client listener: started by the first check that reached the store, stopped by the watchdog
+//! (`--stop-listening`) and started again by the next successful check. Stopping closes the listening
+//! socket at once; its accept task ends with it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpSocket;
+use tokio::task::JoinHandle;
+
+use super::forward::Forwarder;
+
+/// Pending-connection queue length of the listening socket.
+const BACKLOG: u32 = 1024;
+
+/// The listening socket of the proxy and its accept loop.
+pub struct Listener {
+    address: SocketAddr,
+    forwarder: Forwarder,
+    running: Option<(SocketAddr, JoinHandle<()>)>,
+}
+
+impl Listener {
+    /// A stopped listener for `address` handing connections to `forwarder`.
+    pub fn new(address: SocketAddr, forwarder: Forwarder) -> Listener {
+        Listener { address, forwarder, running: None }
+    }
+
+    /// Binds and starts accepting, unless already listening.
+    pub fn ensure_started(&mut self) -> std::io::Result<()> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let socket = if self.address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.address)?;
+        let listener = socket.listen(BACKLOG)?;
+        let local = listener.local_addr()?;
+        let forwarder = self.forwarder.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => forwarder.handle(stream),
+                    Err(e) => {
+                        // Out of descriptors or an aborted handshake: back off a little and keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(address = %local, "listening");
+        self.running = Some((local, task));
+        Ok(())
+    }
+
+    /// Closes the listening socket (already accepted connections are not touched) and waits for its
+    /// accept task to end.
+    pub async fn stop(&mut self) {
+        if let Some((local, task)) = self.running.take() {
+            task.abort();
+            let _ = task.await;
+            tracing::info!(address = %local, "stopped listening");
+        }
+    }
+
+    /// The bound address while listening.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(|(a, _)| *a)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.running.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::forward::{ForwardStats, Keepalive};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn stop_closes_the_socket_and_start_reopens_it() {
+        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()));
+        let mut l = Listener::new("127.0.0.1:0".parse().unwrap(), fwd);
+        l.ensure_started().unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+        l.stop().await;
+        assert!(l.local_addr().is_none());
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after stop");
+        let mut again = Listener::new(addr, Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default())));
+        again.ensure_started().unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_an_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()));
+        let mut l = Listener::new(taken.local_addr().unwrap(), fwd);
+        assert!(l.ensure_started().is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! The proxy's loop: a check on every cluster-data change (via a store watch) and every
+//! `proxyCheckInterval` as a safety net, the ProxyInfo heartbeat, and the watchdog that drops every
+//! connection (and with `stop_listening` closes the listener) when no check succeeded for `proxyTimeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use stolon_store::MemberKind;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::forward::{ForwardStats, Forwarder, Keepalive};
+use super::listener::Listener;
+use super::route::{MasterEndpoint, Observation, Plan, Timing, plan};
+use crate::cluster::{ProxyInfo, new_uid};
+use crate::duration::GoDuration;
+use crate::store::{ClusterStore, ClusterStoreError, proxy_info_ttl};
+
+/// How long to wait before watching again after a watch failed.
+const REWATCH_DELAY: Duration = Duration::from_secs(1);
+
+/// What the proxy is told at start.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// This process's proxy UID (random per process).
+    pub uid: String,
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// Close the listening socket too when the watchdog fires.
+    pub stop_listening: bool,
+    /// TCP keepalive overrides for client sockets.
+    pub keepalive: Keepalive,
+}
+
+/// Everything the proxy counts, for metrics.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Forwarding counters.
+    pub forward: Arc<ForwardStats>,
+    /// Proxy generation last published.
+    pub generation: AtomicI64,
+    /// Checks that succeeded.
+    pub checks_ok: AtomicU64,
+    /// Checks that failed.
+    pub checks_failed: AtomicU64,
+    /// Unix time (seconds) of the last successful check; 0 before the first.
+    pub last_check_success_seconds: AtomicI64,
+    /// Times the watchdog fired.
+    pub watchdog_fired: AtomicU64,
+    /// 1 while the listening socket is open.
+    pub listening: AtomicI64,
+}
+
+/// State shared by the loop and its check tasks.
+struct Shared {
+    config: ProxyConfig,
+    store: ClusterStore,
+    forwarder: Forwarder,
+    listener: tokio::sync::Mutex<Listener>,
+    timing: Mutex<Timing>,
+    stats: Arc<ProxyStats>,
+}
+
+impl Shared {
+    fn timing(&self) -> Timing {
+        *self.timing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn adopt(&self, timing: Timing) {
+        *self.timing.lock().unwrap_or_else(|p| p.into_inner()) = timing;
+    }
+
+    async fn set_target(&self, target: Option<SocketAddr>, why: &str) {
+        let before = self.forwarder.target();
+        if self.forwarder.set_target(target).await {
+            match target {
+                Some(t) => tracing::info!(target = %t, previous = ?before, "forwarding to the master ({why})"),
+                None => tracing::info!(previous = ?before, "forwarding nowhere: connections closed ({why})"),
+            }
+        }
+    }
+
+    async fn publish(&self, generation: i64, timeout: Duration) -> Result<(), ClusterStoreError> {
+        let info = ProxyInfo {
+            info_uid: new_uid(),
+            uid: self.config.uid.clone(),
+            generation,
+            proxy_timeout: GoDuration::from_std(timeout),
+        };
+        self.store.set_proxy_info(&info, proxy_info_ttl(timeout)).await?;
+        self.stats.generation.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One check (reference section 6); true when it succeeded.
+    async fn check(&self) -> bool {
+        let read = self.store.cluster_data().await;
+        if let Err(ClusterStoreError::Store(e)) = &read {
+            tracing::warn!(error = %e, "check failed: cannot read cluster data");
+            return false;
+        }
+        {
+            let mut listener = self.listener.lock().await;
+            if let Err(e) = listener.ensure_started() {
+                tracing::error!(address = %self.config.listen, error = %e, "check failed: cannot listen");
+                return false;
+            }
+            self.stats.listening.store(1, Ordering::Relaxed);
+        }
+        let observed = match &read {
+            Ok(Some(v)) => Observation::Data(&v.data),
+            Ok(None) => Observation::Absent,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster data unusable");
+                Observation::Unreadable
+            }
+        };
+        match plan(observed, &self.config.uid, self.timing()) {
+            Plan::KeepAndFail { reason } => {
+                tracing::warn!("check failed: {reason}");
+                false
+            }
+            Plan::Drop { check_ok, reason } => {
+                self.set_target(None, &reason).await;
+                check_ok
+            }
+            Plan::DropThenAnnounce { generation, advertised_timeout, timing, reason } => {
+                self.set_target(None, &reason).await;
+                match self.publish(generation, advertised_timeout).await {
+                    Ok(()) => self.adopt(timing),
+                    Err(e) => tracing::warn!(error = %e, "cannot publish proxy info"),
+                }
+                true
+            }
+            Plan::AnnounceThenRoute { generation, advertised_timeout, timing, master, enabled } => {
+                let Some(address) = resolve(&master).await else {
+                    self.set_target(None, "cannot resolve the master address").await;
+                    return true;
+                };
+                let target = enabled.then_some(address);
+                // Never report a generation while still forwarding somewhere else.
+                if self.forwarder.target().is_some() && self.forwarder.target() != target {
+                    self.set_target(None, "the route changes").await;
+                }
+                if let Err(e) = self.publish(generation, advertised_timeout).await {
+                    tracing::warn!(error = %e, "check failed: cannot publish proxy info");
+                    return false;
+                }
+                self.adopt(timing);
+                let why = if enabled { "enabled by the sentinel" } else { "not in the enabled proxies yet" };
+                self.set_target(target, why).await;
+                true
+            }
+        }
+    }
+
+    /// Drops every connection and, with `stop_listening`, closes the listener.
+    async fn fence(&self) {
+        tracing::warn!(timeout = ?self.timing().timeout, "no successful check within proxyTimeout");
+        self.stats.watchdog_fired.fetch_add(1, Ordering::Relaxed);
+        self.set_target(None, "check timeout").await;
+        if self.config.stop_listening {
+            self.listener.lock().await.stop().await;
+            self.stats.listening.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Resolves the master's advertised endpoint to its first address.
+async fn resolve(master: &MasterEndpoint) -> Option<SocketAddr> {
+    let host_port = master.host_port();
+    match tokio::net::lookup_host(host_port.as_str()).await {
+        Ok(mut addrs) => addrs.next(),
+        Err(e) => {
+            tracing::error!(address = %host_port, error = %e, "cannot resolve the master address");
+            None
+        }
+    }
+}
+
+/// Watches the cluster data for ever, waking the loop on every event; re-watches after failures.
+async fn watch_changes(store: ClusterStore, wake: Arc<Notify>) {
+    loop {
+        match store.watch_cluster_data(None).await {
+            Ok(mut events) => {
+                while let Some(event) = events.next().await {
+                    if let Err(e) = event {
+                        tracing::debug!(error = %e, "cluster data watch ended");
+                        break;
+                    }
+                    wake.notify_one();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot watch cluster data"),
+        }
+        tokio::time::sleep(REWATCH_DELAY).await;
+        // Something may have changed while not watching.
+        wake.notify_one();
+    }
+}
+
+/// The result of the running check task (a panicked task counts as failed); pending when none runs.
+async fn check_result(running: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+    match running.as_mut() {
+        Some(task) => task.await.unwrap_or(false),
+        None => std::future::pending().await,
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Runs the proxy until `shutdown` completes, then closes the listener and every connection and removes
+/// its ProxyInfo.
+pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats>, shutdown: impl Future<Output = ()>) {
+    let forwarder = Forwarder::new(config.keepalive, stats.forward.clone());
+    let shared = Arc::new(Shared {
+        listener: tokio::sync::Mutex::new(Listener::new(config.listen, forwarder.clone())),
+        config,
+        store: store.clone(),
+        forwarder,
+        timing: Mutex::new(Timing::default()),
+        stats,
+    });
+    tracing::info!(uid = %shared.config.uid, "proxy starting");
+    let wake = Arc::new(Notify::new());
+    let watcher = tokio::spawn(watch_changes(store, wake.clone()));
+
+    tokio::pin!(shutdown);
+    let mut running: Option<tokio::task::JoinHandle<bool>> = None;
+    let mut rerun = false;
+    let mut next_check = Instant::now();
+    let mut deadline = Instant::now() + shared.timing().timeout;
+    let mut fenced = false;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            ok = check_result(&mut running) => {
+                running = None;
+                let timing = shared.timing();
+                if ok {
+                    shared.stats.checks_ok.fetch_add(1, Ordering::Relaxed);
+                    shared.stats.last_check_success_seconds.store(unix_now(), Ordering::Relaxed);
+                    deadline = Instant::now() + timing.timeout;
+                    fenced = false;
+                } else {
+                    shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                next_check = if std::mem::take(&mut rerun) { Instant::now() } else { Instant::now() + timing.check_interval };
+            }
+            () = tokio::time::sleep_until(next_check), if running.is_none() => {
+                let s = shared.clone();
+                running = Some(tokio::spawn(async move { s.check().await }));
+            }
+            () = wake.notified() => {
+                if running.is_some() { rerun = true } else { next_check = Instant::now() }
+            }
+            () = tokio::time::sleep_until(deadline), if !fenced => {
+                fenced = true;
+                shared.fence().await;
+            }
+        }
+    }
+
+    tracing::info!("proxy shutting down");
+    watcher.abort();
+    if let Some(task) = running {
+        task.abort();
+    }
+    shared.listener.lock().await.stop().await;
+    shared.stats.listening.store(0, Ordering::Relaxed);
+    shared.forwarder.set_target(None).await;
+    // The connections are closed: the sentinel need not wait for this proxy any more.
+    if let Err(e) = shared.store.store().delete_member(MemberKind::Proxy, &shared.config.uid).await {
+        tracing::debug!(error = %e, "cannot remove the proxy info");
+    }
+}

@@ -53,6 +53,12 @@ pub struct CommonArgs {
     /// Password for --store-username (prefer the environment variable; never logged).
     #[arg(long, hide_env_values = true)]
     pub store_password: Option<String>,
+    /// Consul ACL token (default: the CONSUL_HTTP_TOKEN environment variable; never logged).
+    #[arg(long, hide_env_values = true)]
+    pub store_token: Option<String>,
+    /// Consul datacenter (default: the agent's).
+    #[arg(long)]
+    pub store_datacenter: Option<String>,
     /// Serve Prometheus metrics at http://<address>/metrics.
     #[arg(long, default_value = "")]
     pub metrics_listen_address: String,
@@ -81,6 +87,9 @@ impl CommonArgs {
         c.tls.skip_verify = self.store_skip_tls_verify;
         c.username = self.store_username.clone();
         c.password = self.store_password.clone();
+        c.token =
+            self.store_token.clone().or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok()).filter(|t| !t.is_empty());
+        c.datacenter = self.store_datacenter.clone().filter(|d| !d.is_empty());
         if backend == StoreBackend::Kubernetes && self.kube_resource_kind != "configmap" {
             return Err(StoreError::Config(format!(
                 "--kube-resource-kind must be \"configmap\" with the kubernetes backend (got {:?})",

@@ -15,6 +15,7 @@ mod election;
 mod error;
 pub mod etcdv2;
 pub mod etcdv3;
+pub mod kubernetes;
 mod model;
 mod timeout;
 
@@ -91,6 +92,7 @@ pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
     match config.backend {
         StoreBackend::EtcdV2 => Ok(Arc::new(etcdv2::EtcdV2Store::connect(config).await?)),
         StoreBackend::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Store::connect(config).await?)),
+        StoreBackend::Kubernetes => Ok(Arc::new(kubernetes::KubeStore::connect(config).await?)),
         other => Err(StoreError::Config(format!(
             "store backend {other} is not implemented yet in this build (available: etcdv3)"
         ))),

@@ -4,12 +4,14 @@
 //! error that says how to install it: tests never skip silently.
 
 mod etcd;
+mod kube;
 mod postgres;
 mod process;
 
 use std::net::TcpListener;
 
 pub use etcd::{EtcdFactory, EtcdServer};
+pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipped_rbac};
 pub use postgres::{
     POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, chown_for_postgres, postgres_bin_dir, postgres_command,
     postgres_run_as,

@@ -1,1 +1,14 @@
-//! The keeper: the pure plan from assigned DB spec and observed instance to actions, and its loop.
+//! The keeper: the pure plan from assigned DB spec and observed instance to actions ([`plan`]), its execution
+//! ([`execute`]), local state files ([`state`]), the published KeeperInfo ([`report`]), gauges ([`metrics`])
+//! and the loops ([`run`]).
+
+pub mod execute;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod state;
+
+pub use metrics::KeeperMetrics;
+pub use plan::{Action, Applied, KeeperSettings, Observed, Outcome, Plan, PlanInput, plan};
+pub use run::{KeeperConfig, KeeperError, run};

@@ -1,9 +1,25 @@
 //! stolon-keeper: owns one PostgreSQL instance and converges it to the cluster view.
 
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use clap::Parser;
-use stolon_daemons::{common::CommonArgs, env, logging};
+use anyhow::{Context, bail};
+use clap::{ArgAction, Parser};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use stolon_core::cluster::{DbRole, KeeperLocalState, new_uid};
+use stolon_core::keeper::state::StateFiles;
+use stolon_core::keeper::{KeeperConfig, KeeperMetrics, KeeperSettings};
+use stolon_core::postgres::os_user::{current_user_name, running_as_root};
+use stolon_core::postgres::{AuthMethod, OsUser};
+use stolon_core::store::ClusterStore;
+use stolon_daemons::{common::CommonArgs, env, logging, metrics};
 
 /// The stolon-rs keeper. Every flag can also be set as STKEEPER_<FLAG_NAME>.
 #[derive(Parser, Debug)]
@@ -11,15 +27,355 @@ use stolon_daemons::{common::CommonArgs, env, logging};
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// Keeper UID (^[a-z0-9_]+$); generated and persisted on first start when empty.
+    #[arg(long, default_value = "")]
+    uid: String,
+    /// Deprecated alias of --uid.
+    #[arg(long, default_value = "", hide = true)]
+    id: String,
+    /// Data directory (required); PGDATA is <data-dir>/postgres.
+    #[arg(long, default_value = "")]
+    data_dir: String,
+    /// PostgreSQL listen_addresses (required; "*" allowed).
+    #[arg(long, default_value = "")]
+    pg_listen_address: String,
+    /// Address published to the other components (default: --pg-listen-address).
+    #[arg(long, default_value = "")]
+    pg_advertise_address: String,
+    /// PostgreSQL port.
+    #[arg(long, default_value = "5432")]
+    pg_port: u16,
+    /// Port published to the other components (default: --pg-port).
+    #[arg(long, default_value = "")]
+    pg_advertise_port: String,
+    /// Directory of the PostgreSQL binaries (default: $PATH).
+    #[arg(long, default_value = "")]
+    pg_bin_path: String,
+    /// Replication user auth method: md5 or trust.
+    #[arg(long, default_value = "md5")]
+    pg_repl_auth_method: String,
+    /// Replication user name (required).
+    #[arg(long, default_value = "")]
+    pg_repl_username: String,
+    /// Replication password (prefer --pg-repl-passwordfile).
+    #[arg(long, default_value = "", hide_env_values = true)]
+    pg_repl_password: String,
+    /// File holding the replication password.
+    #[arg(long, default_value = "")]
+    pg_repl_passwordfile: String,
+    /// Superuser auth method: md5 or trust.
+    #[arg(long, default_value = "md5")]
+    pg_su_auth_method: String,
+    /// Superuser name (default: the OS user PostgreSQL runs as).
+    #[arg(long)]
+    pg_su_username: Option<String>,
+    /// Superuser password (prefer --pg-su-passwordfile).
+    #[arg(long, default_value = "", hide_env_values = true)]
+    pg_su_password: String,
+    /// File holding the superuser password.
+    #[arg(long, default_value = "")]
+    pg_su_passwordfile: String,
+    /// Whether this keeper may be elected master.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    can_be_master: bool,
+    /// Whether this keeper may be a synchronous standby.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    can_be_synchronous_replica: bool,
+    /// Do not take the exclusive lock on <data-dir>/lock.
+    #[arg(long)]
+    disable_data_dir_locking: bool,
+    /// OS user PostgreSQL runs as when the keeper runs as root (ignored otherwise).
+    #[arg(long, default_value = "postgres")]
+    pg_os_user: String,
+    /// Deprecated: same as --log-level=debug.
+    #[arg(long, hide = true)]
+    debug: bool,
+}
+
+/// Reads a password from a flag or a file (exactly one unless `trust`), stripping trailing CR/LF.
+fn password(flag: &str, auth: AuthMethod, value: &str, file: &str) -> anyhow::Result<Option<String>> {
+    if auth == AuthMethod::Trust {
+        if !value.is_empty() || !file.is_empty() {
+            bail!(
+                "--pg-{flag}-password or --pg-{flag}-passwordfile must not be given with --pg-{flag}-auth-method=trust"
+            );
+        }
+        return Ok(None);
+    }
+    let raw = match (value.is_empty(), file.is_empty()) {
+        (false, false) => bail!("only one of --pg-{flag}-password and --pg-{flag}-passwordfile may be given"),
+        (true, true) => bail!("one of --pg-{flag}-password or --pg-{flag}-passwordfile is required"),
+        (false, true) => value.to_string(),
+        (true, false) => {
+            let path = Path::new(file);
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(file, "password file permissions are too open: use 0600 or stricter");
+                }
+            }
+            std::fs::read_to_string(path).with_context(|| format!("--pg-{flag}-passwordfile: cannot read {file}"))?
+        }
+    };
+    let trimmed = raw.trim_end_matches(['\r', '\n']);
+    if trimmed.len() != raw.len() {
+        tracing::warn!("the {flag} password has trailing newline characters: they were removed");
+    }
+    if trimmed.is_empty() {
+        bail!("the {flag} password is empty");
+    }
+    Ok(Some(trimmed.to_string()))
+}
+
+/// Takes a non-blocking exclusive fcntl write lock on the whole `<data-dir>/lock`; the file stays open (and
+/// locked) for the life of the process.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: `fl` is a fully initialised flock struct and the descriptor is open for writing.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    if rc != 0 {
+        bail!("cannot take exclusive lock on data dir {}: {}", path.display(), std::io::Error::last_os_error());
+    }
+    tracing::info!(path = %path.display(), "exclusive lock on data dir taken");
+    Ok(file)
+}
+
+fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty() && uid.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn warn_about_advertise_address(addr: &str) {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => {
+            tracing::warn!(addr, "--pg-advertise-address is a loopback address: other hosts cannot reach it")
+        }
+        Ok(_) => {}
+        Err(_) => {
+            tracing::warn!(
+                addr,
+                "--pg-advertise-address is not an IP address: it should be resolvable by every component"
+            )
+        }
+    }
+}
+
+struct Prepared {
+    cfg: KeeperConfig,
+    keeper_state: KeeperLocalState,
+    _lock: Option<std::fs::File>,
+}
+
+fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
+    let uid_flag = if cli.uid.is_empty() { cli.id.clone() } else { cli.uid.clone() };
+    if !uid_flag.is_empty() && !valid_uid(&uid_flag) {
+        bail!("--uid {uid_flag:?} is invalid: only lowercase letters, digits and _ are allowed");
+    }
+    if cli.data_dir.is_empty() {
+        bail!("--data-dir is required");
+    }
+    if cli.pg_listen_address.is_empty() {
+        bail!("--pg-listen-address is required");
+    }
+    if cli.pg_repl_username.is_empty() {
+        bail!("--pg-repl-username is required");
+    }
+    let repl_auth: AuthMethod =
+        cli.pg_repl_auth_method.parse().map_err(|e| anyhow::anyhow!("--pg-repl-auth-method: {e}"))?;
+    let su_auth: AuthMethod = cli.pg_su_auth_method.parse().map_err(|e| anyhow::anyhow!("--pg-su-auth-method: {e}"))?;
+    let os_user = if running_as_root() {
+        Some(OsUser::lookup(&cli.pg_os_user).with_context(|| format!("--pg-os-user {:?}", cli.pg_os_user))?)
+    } else {
+        None
+    };
+    let su_user = match &cli.pg_su_username {
+        Some(u) if !u.is_empty() => u.clone(),
+        _ => os_user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .or_else(current_user_name)
+            .context("cannot determine the OS user name: give --pg-su-username")?,
+    };
+    let repl_password = password("repl", repl_auth, &cli.pg_repl_password, &cli.pg_repl_passwordfile)?;
+    let su_password = password("su", su_auth, &cli.pg_su_password, &cli.pg_su_passwordfile)?;
+    if su_user == cli.pg_repl_username {
+        tracing::warn!("superuser and replication user are the same: use distinct users");
+        if su_auth != repl_auth {
+            bail!("superuser and replication user are the same but their auth methods differ");
+        }
+        if su_auth != AuthMethod::Trust && su_password != repl_password {
+            bail!("superuser and replication user are the same but their passwords differ");
+        }
+    }
+    let data_dir = PathBuf::from(&cli.data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize().with_context(|| format!("--data-dir {}", cli.data_dir))?;
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("--data-dir: cannot chmod {}", data_dir.display()))?;
+    if let Some(u) = &os_user {
+        // PostgreSQL (run as this user) must reach <data-dir>/postgres.
+        u.chown(&data_dir).context("--data-dir")?;
+    }
+    let lock = if cli.disable_data_dir_locking { None } else { Some(lock_data_dir(&data_dir)?) };
+    let states = StateFiles::new(&data_dir);
+    let mut keeper_state = states.load_keeper_state()?.unwrap_or_default();
+    if !keeper_state.uid.is_empty() {
+        if !uid_flag.is_empty() && uid_flag != keeper_state.uid {
+            bail!(
+                "--uid {uid_flag:?} differs from the keeper UID {:?} saved in {}",
+                keeper_state.uid,
+                data_dir.join("keeperstate").display()
+            );
+        }
+    } else {
+        keeper_state.uid = if uid_flag.is_empty() { new_uid() } else { uid_flag };
+        states.save_keeper_state(&keeper_state)?;
+        tracing::info!(uid = %keeper_state.uid, "keeper UID saved");
+    }
+    let advertise_address = if cli.pg_advertise_address.is_empty() {
+        cli.pg_listen_address.clone()
+    } else {
+        cli.pg_advertise_address.clone()
+    };
+    warn_about_advertise_address(&advertise_address);
+    let advertise_port =
+        if cli.pg_advertise_port.is_empty() { cli.pg_port.to_string() } else { cli.pg_advertise_port.clone() };
+    let settings = KeeperSettings {
+        uid: keeper_state.uid.clone(),
+        su_user,
+        su_auth,
+        su_password,
+        repl_user: cli.pg_repl_username.clone(),
+        repl_auth,
+        repl_password,
+        listen_address: cli.pg_listen_address.clone(),
+        port: cli.pg_port,
+        pg_major: None,
+    };
+    let cfg = KeeperConfig {
+        settings,
+        data_dir,
+        pg_bin_dir: Some(PathBuf::from(&cli.pg_bin_path)).filter(|p| !p.as_os_str().is_empty()),
+        os_user,
+        advertise_address,
+        advertise_port,
+        can_be_master: cli.can_be_master,
+        can_be_synchronous_replica: cli.can_be_synchronous_replica,
+    };
+    Ok(Prepared { cfg, keeper_state, _lock: lock })
+}
+
+/// Registers the keeper gauges of reference 8 and keeps them in step with `m` (refreshed every second).
+fn register_metrics(registry: &mut Registry, m: Arc<KeeperMetrics>) {
+    let plain = |name: &str, help: &str, registry: &mut Registry| {
+        let g: Gauge = Gauge::default();
+        registry.register(name, help, g.clone());
+        g
+    };
+    let last_cd = plain(
+        "stolon_keeper_clusterdata_last_valid_update_seconds",
+        "Last valid cluster data read (unix time)",
+        registry,
+    );
+    let last_sync =
+        plain("stolon_keeper_last_sync_success_seconds", "Last fully successful pass (unix time)", registry);
+    let reload = plain("stolon_keeper_needs_reload", "Set when postgres needs a reload", registry);
+    let restart = plain("stolon_keeper_needs_restart", "Set when postgres needs a restart", registry);
+    let sleep = plain("stolon_keeper_sleep_interval", "Seconds to sleep between passes", registry);
+    let shutdown = plain("stolon_keeper_shutdown_seconds", "Termination signal time (unix time)", registry);
+    let target = Family::<Vec<(String, String)>, Gauge>::default();
+    let local = Family::<Vec<(String, String)>, Gauge>::default();
+    registry.register("stolon_keeper_target_role", "Role the keeper is asked to have", target.clone());
+    registry.register("stolon_keeper_local_role", "Role the local data directory has", local.clone());
+    tokio::spawn(async move {
+        loop {
+            last_cd.set(m.clusterdata_last_valid_update_seconds.load(Ordering::Relaxed));
+            last_sync.set(m.last_sync_success_seconds.load(Ordering::Relaxed));
+            reload.set(m.needs_reload.load(Ordering::Relaxed).into());
+            restart.set(m.needs_restart.load(Ordering::Relaxed).into());
+            sleep.set(m.sleep_interval_seconds.load(Ordering::Relaxed));
+            shutdown.set(m.shutdown_seconds.load(Ordering::Relaxed));
+            let (t, l) = m.roles();
+            for (family, role) in [(&target, t), (&local, l)] {
+                for name in ["undefined", "master", "standby"] {
+                    let on = role.as_ref().is_some_and(|r| r.as_str() == name) as i64;
+                    family.get_or_create(&vec![("role".to_string(), name.to_string())]).set(on);
+                }
+            }
+            let _ = DbRole::Undefined;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store_config = cli.common.store_config(stolon_core::stolon_store::KubeConfig {
+        pod_name: std::env::var("POD_NAME").ok(),
+        ..Default::default()
+    })?;
+    let prepared = prepare(&cli)?;
+    let keeper_metrics = Arc::new(KeeperMetrics::default());
+    let mut metrics_task = None;
+    if let Some(addr) = metrics::parse_listen_address(&cli.common.metrics_listen_address).map_err(anyhow::Error::msg)? {
+        let mut registry = Registry::default();
+        metrics::register_cluster_identifier(&mut registry, &cli.common.cluster_name, "keeper");
+        register_metrics(&mut registry, keeper_metrics.clone());
+        metrics_task = Some(metrics::serve(addr, Arc::new(registry)).await?);
+    }
+    let store = stolon_core::stolon_store::connect(&store_config).await.context("cannot connect to the store")?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let m = keeper_metrics.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        KeeperMetrics::touch(&m.shutdown_seconds);
+        let _ = shutdown_tx.send(true);
+    });
+    let res = stolon_core::keeper::run(
+        prepared.cfg,
+        ClusterStore::new(store),
+        prepared.keeper_state,
+        keeper_metrics,
+        shutdown_rx,
+    )
+    .await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    res.map_err(Into::into)
 }
 
 fn main() -> ExitCode {
     let cli = stolon_daemons::parse_cli::<Cli>(env::KEEPER);
-    logging::init(cli.common.log_level, cli.common.log_color);
-    if let Err(e) = cli.common.store_config(Default::default()) {
-        eprintln!("stolon-keeper: {e}");
-        return ExitCode::from(2);
+    let level = if cli.debug { logging::LogLevel::Debug } else { cli.common.log_level };
+    logging::init(level, cli.common.log_color);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stolon-keeper: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("stolon-keeper: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    eprintln!("stolon-keeper: not implemented yet in this build (see the keeper issue)");
-    ExitCode::from(3)
 }

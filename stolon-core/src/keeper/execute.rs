@@ -1,0 +1,333 @@
+//! Executes a [`Plan`] on the local instance, keeping track of what was applied.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use super::metrics::KeeperMetrics;
+use super::plan::{
+    Action, Applied, ConfigSet, KeeperSettings, Plan, ResyncPlan, different_timeline_branch, slot_changes,
+};
+use super::state::StateFiles;
+use crate::cluster::{ClusterData, DbLocalState};
+use crate::postgres::config::{ConfTarget, RECOVERY_SIGNAL, neutralise_auto_conf, write_config_files};
+use crate::postgres::observe::filter_managed;
+use crate::postgres::process::{InitdbOptions, POLL_INTERVAL};
+use crate::postgres::query::{LocalConn, RolesSpec, remote_checkpoint};
+use crate::postgres::replication::identify_system;
+use crate::postgres::resync::{ResyncSource, base_backup, rewind};
+use crate::postgres::{AuthMethod, PgError, PgProcess, PgResult, StopMode};
+
+/// Runs plans; owns the knowledge of what the running instance was configured with.
+pub struct Executor {
+    /// The instance.
+    pub pg: Arc<PgProcess>,
+    /// Superuser connection to it.
+    pub conn: LocalConn,
+    /// Flags.
+    pub settings: KeeperSettings,
+    /// Local state files.
+    pub states: StateFiles,
+    /// The current `dbstate`, shared with the state reporter.
+    pub db_state: Arc<Mutex<DbLocalState>>,
+    /// What postgres runs with.
+    pub applied: Applied,
+    /// Gauges.
+    pub metrics: Arc<KeeperMetrics>,
+}
+
+impl Executor {
+    /// Executes every action of `plan` in order; the first failure stops and is returned.
+    pub async fn execute(&mut self, plan: &Plan, cd: &ClusterData) -> PgResult<()> {
+        for action in &plan.actions {
+            tracing::debug!(action = ?action, "executing");
+            self.step(action, cd).await?;
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, action: &Action, cd: &ClusterData) -> PgResult<()> {
+        match action {
+            Action::StopPostgres => self.stop().await,
+            Action::RemovePgdata => self.pg.remove_pgdata().await,
+            Action::SaveDbState(s) => self.save_db_state(s.clone()).await,
+            Action::SetRestrictedHba(b) => {
+                self.applied.restricted_hba = *b;
+                Ok(())
+            }
+            Action::Initdb { locale, encoding, data_checksums } => {
+                let s = &self.settings;
+                let opts = InitdbOptions {
+                    su_user: s.su_user.clone(),
+                    su_password: s.su_password.clone().filter(|_| s.su_auth == AuthMethod::Md5),
+                    locale: locale.clone(),
+                    encoding: encoding.clone(),
+                    data_checksums: *data_checksums,
+                };
+                self.pg.initdb(&opts).await
+            }
+            Action::RestoreBackup { command } => self.restore_backup(command).await,
+            Action::Start { config, temporary } => self.start(config, *temporary).await,
+            Action::WaitRecoveryEnd { timeout } => self.wait_recovery_end(*timeout).await,
+            Action::WaitReady { timeout } => self.conn.wait_ready(*timeout).await,
+            Action::CaptureInitParameters => {
+                let params = filter_managed(self.conn.file_settings().await?);
+                let mut s = self.db_state.lock().await.clone();
+                s.init_pg_parameters = Some(params);
+                self.save_db_state(s).await
+            }
+            Action::CreateRoles => {
+                let s = &self.settings;
+                let roles = RolesSpec {
+                    su_user: s.su_user.clone(),
+                    su_password: s.su_password.clone().filter(|_| s.su_auth == AuthMethod::Md5),
+                    repl_user: s.repl_user.clone(),
+                    repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
+                };
+                self.conn.create_roles(&roles).await
+            }
+            Action::Resync(r) => self.resync(r, cd).await,
+            Action::Promote { config } => {
+                tracing::info!("promoting postgres");
+                self.pg.promote().await?;
+                self.applied.recovery = Some(config.recovery.clone());
+                self.write_and_reload(config).await?;
+                if let Err(e) = self.conn.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpoint after promotion failed");
+                }
+                Ok(())
+            }
+            Action::Restart { config } => {
+                tracing::info!("restarting postgres with new recovery options");
+                self.stop().await?;
+                self.start(config, false).await?;
+                self.wait_ready_cd(cd).await
+            }
+            Action::RefreshSlots { wanted, must_succeed } => match self.refresh_slots(wanted).await {
+                Err(e) if !must_succeed => {
+                    tracing::warn!(error = %e, "cannot refresh replication slots");
+                    Ok(())
+                }
+                r => r,
+            },
+            Action::Reload { config } => {
+                self.metrics.needs_reload.store(true, Ordering::Relaxed);
+                tracing::info!("configuration changed: reloading postgres");
+                self.write_and_reload(config).await?;
+                self.metrics.needs_reload.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Action::CheckPendingRestart { automatic, config } => {
+                let pending = self.conn.pending_restart().await?;
+                self.metrics.needs_restart.store(pending, Ordering::Relaxed);
+                if pending && *automatic {
+                    tracing::info!("a parameter change needs a restart: restarting postgres (automaticPgRestart)");
+                    self.stop().await?;
+                    self.start(config, false).await?;
+                    self.wait_ready_cd(cd).await?;
+                    self.metrics.needs_restart.store(false, Ordering::Relaxed);
+                } else if pending {
+                    tracing::warn!("a parameter change needs a postgres restart (automaticPgRestart is off)");
+                }
+                Ok(())
+            }
+            Action::MarkInitialized => {
+                let mut s = self.db_state.lock().await.clone();
+                s.initializing = false;
+                self.save_db_state(s).await
+            }
+            Action::SaveGeneration(g) => {
+                let mut s = self.db_state.lock().await.clone();
+                s.generation = *g;
+                s.initializing = false;
+                self.save_db_state(s).await
+            }
+        }
+    }
+
+    async fn save_db_state(&self, s: DbLocalState) -> PgResult<()> {
+        self.states.save_db_state(&s)?;
+        *self.db_state.lock().await = s;
+        Ok(())
+    }
+
+    /// Fast stop; forgets the applied configuration (restart protection is kept).
+    pub async fn stop(&mut self) -> PgResult<()> {
+        self.pg.stop(StopMode::Fast).await?;
+        self.applied = Applied { restricted_hba: self.applied.restricted_hba, ..Applied::default() };
+        Ok(())
+    }
+
+    async fn start(&mut self, config: &ConfigSet, temporary: bool) -> PgResult<()> {
+        let pgdata = self.pg.pgdata();
+        neutralise_auto_conf(pgdata)?;
+        let target = if temporary { ConfTarget::Temporary } else { ConfTarget::Main };
+        let path =
+            write_config_files(pgdata, target, &config.parameters, &config.recovery, &config.hba, self.pg.os_user())?;
+        self.pg.start(temporary.then_some(path.as_path())).await?;
+        self.applied.parameters = Some(config.parameters.clone());
+        self.applied.hba = Some(config.hba.clone());
+        self.applied.recovery = Some(config.recovery.clone());
+        Ok(())
+    }
+
+    async fn write_and_reload(&mut self, config: &ConfigSet) -> PgResult<()> {
+        let pgdata = self.pg.pgdata();
+        neutralise_auto_conf(pgdata)?;
+        // The recovery parameters postgres runs with stay in the file until a restart changes them.
+        let recovery = self.applied.recovery.clone().unwrap_or_else(|| config.recovery.clone());
+        write_config_files(pgdata, ConfTarget::Main, &config.parameters, &recovery, &config.hba, self.pg.os_user())?;
+        self.pg.reload().await?;
+        self.applied.parameters = Some(config.parameters.clone());
+        self.applied.hba = Some(config.hba.clone());
+        Ok(())
+    }
+
+    async fn wait_ready_cd(&self, cd: &ClusterData) -> PgResult<()> {
+        let t = cd.cluster.spec.db_wait_ready_timeout();
+        self.conn.wait_ready(Some(t).filter(|d| !d.is_zero())).await
+    }
+
+    async fn refresh_slots(&self, wanted: &std::collections::BTreeSet<String>) -> PgResult<()> {
+        let existing = self.conn.replication_slots().await?;
+        let (drop, create) = slot_changes(&existing, wanted);
+        for s in drop {
+            tracing::info!(slot = %s, "dropping replication slot");
+            if let Err(e) = self.conn.drop_slot(&s).await {
+                tracing::warn!(slot = %s, error = %e, "cannot drop replication slot");
+            }
+        }
+        for s in create {
+            tracing::info!(slot = %s, "creating replication slot");
+            self.conn.create_slot(&s).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore_backup(&self, command: &str) -> PgResult<()> {
+        self.pg.create_pgdata()?;
+        let expanded = expand_restore_command(command, &self.pg.pgdata().to_string_lossy());
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        if let Some(u) = self.pg.os_user() {
+            cmd.uid(u.uid).gid(u.gid);
+        }
+        cmd.arg("-c").arg(&expanded).current_dir("/").stdin(std::process::Stdio::null());
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let res = self.pg.run("dataRestoreCommand", cmd).await;
+        if res.is_err() {
+            let _ = std::fs::remove_dir_all(self.pg.pgdata());
+        }
+        res.map(|_| ())
+    }
+
+    async fn wait_recovery_end(&self, timeout: Option<Duration>) -> PgResult<()> {
+        let signal = self.pg.pgdata().join(RECOVERY_SIGNAL);
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        while signal.exists() {
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Err(PgError::Timeout("archive recovery did not end".into()));
+            }
+            tokio::time::sleep(POLL_INTERVAL.max(Duration::from_secs(1))).await;
+        }
+        Ok(())
+    }
+
+    async fn resync(&mut self, r: &ResyncPlan, cd: &ClusterData) -> PgResult<()> {
+        let s = self.settings.clone();
+        let app_name = r.slot.clone();
+        let repl_source = ResyncSource {
+            host: r.followed_address.0.clone(),
+            port: r.followed_address.1.clone(),
+            user: s.repl_user.clone(),
+            password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
+        };
+        let mut rewound = false;
+        if let Some((host, port)) = &r.rewind_from {
+            let su = ResyncSource {
+                host: host.clone(),
+                port: port.clone(),
+                user: s.su_user.clone(),
+                password: s.su_password.clone(),
+            };
+            let port_num = port.parse::<u16>().unwrap_or(5432);
+            if let Err(e) = remote_checkpoint(host, port_num, &su.user, su.password.as_deref(), self.conn.timeout).await
+            {
+                tracing::warn!(error = %e, "cannot checkpoint the pg_rewind source");
+            }
+            match rewind(&self.pg, &su).await {
+                Ok(()) => rewound = true,
+                Err(e) => tracing::warn!(error = %e, "pg_rewind failed: falling back to a base backup"),
+            }
+        }
+        if !rewound {
+            base_backup(&self.pg, &repl_source, Some(&r.slot), &app_name).await?;
+        }
+        self.start(&r.config, false).await?;
+        if !rewound {
+            return self.wait_ready_cd(cd).await;
+        }
+        let healthy = match self.wait_ready_cd(cd).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "rewound standby not ready (WAL may be missing): doing a base backup");
+                false
+            }
+            Ok(()) => {
+                let followed = cd.dbs.get(&r.followed_db).map(|d| d.status.clone()).unwrap_or_default();
+                match identify_system(&self.pg, s.port, &s.repl_user, repl_source.password.as_deref()).await {
+                    Ok(id) if different_timeline_branch(&followed, id.timeline, id.xlog_pos) => {
+                        tracing::warn!("rewound standby is on another timeline branch: doing a base backup");
+                        false
+                    }
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot identify the rewound standby: doing a base backup");
+                        false
+                    }
+                }
+            }
+        };
+        if !healthy {
+            self.stop().await?;
+            base_backup(&self.pg, &repl_source, Some(&r.slot), &app_name).await?;
+            self.start(&r.config, false).await?;
+            self.wait_ready_cd(cd).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Expands `%d` (PGDATA) and `%%` (`%`) in a restore command.
+pub fn expand_restore_command(command: &str, pgdata: &str) -> String {
+    let mut out = String::new();
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.peek() {
+                Some('d') => {
+                    chars.next();
+                    out.push_str(pgdata);
+                }
+                Some('%') => {
+                    chars.next();
+                    out.push('%');
+                }
+                _ => out.push('%'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_command_expansion() {
+        assert_eq!(expand_restore_command("tar -C %d -xf b.tar # 100%% %x", "/p"), "tar -C /p -xf b.tar # 100% %x");
+    }
+}

@@ -1,0 +1,678 @@
+//! The pure planner: from the assigned DB (cluster data), the local state files and the observed instance
+//! to the ordered actions of one state-machine pass (reference 5.2). No IO here.
+
+use std::collections::BTreeSet;
+
+use crate::cluster::{
+    ClusterData, Db, DbInitMode, DbLocalState, DbRole, DbStatus, FollowType, PgParameters, StandbySettings,
+};
+use crate::postgres::config::{
+    ParameterInputs, RecoveryMode, RecoveryOptions, desired_parameters, stolon_name, synchronous_standby_names,
+};
+use crate::postgres::hba::{AuthMethod, HbaInputs, hba_lines};
+use crate::postgres::replication::conninfo_value;
+
+/// The keeper's fixed settings (from its flags) that decisions depend on.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeeperSettings {
+    /// Keeper UID.
+    pub uid: String,
+    /// Superuser name.
+    pub su_user: String,
+    /// Superuser auth method.
+    pub su_auth: AuthMethod,
+    /// Superuser password (`None` with trust).
+    pub su_password: Option<String>,
+    /// Replication user name.
+    pub repl_user: String,
+    /// Replication auth method.
+    pub repl_auth: AuthMethod,
+    /// Replication password (`None` with trust).
+    pub repl_password: Option<String>,
+    /// `--pg-listen-address`.
+    pub listen_address: String,
+    /// `--pg-port`.
+    pub port: u16,
+    /// PostgreSQL binary major version, if known.
+    pub pg_major: Option<u32>,
+}
+
+impl std::fmt::Debug for KeeperSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeeperSettings")
+            .field("uid", &self.uid)
+            .field("su_user", &self.su_user)
+            .field("repl_user", &self.repl_user)
+            .field("listen_address", &self.listen_address)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the keeper sees of its instance before planning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// PGDATA holds an initialised data directory.
+    pub initialized: bool,
+    /// Role the data directory starts in.
+    pub local_role: Option<DbRole>,
+    /// A postmaster runs on PGDATA.
+    pub running: bool,
+    /// System identifier from `pg_control` (when initialised).
+    pub system_id: Option<String>,
+    /// DB UIDs that pg_stat_replication reports in sync (when running and queried).
+    pub in_sync_standbys: Option<Vec<String>>,
+}
+
+/// How the running instance was last configured by this keeper process (reset when postgres stops).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Parameters written at the last start or reload.
+    pub parameters: Option<PgParameters>,
+    /// pg_hba lines written at the last start or reload.
+    pub hba: Option<Vec<String>>,
+    /// Recovery options postgres was last started with.
+    pub recovery: Option<RecoveryOptions>,
+    /// Restart protection in force (client hba rules withheld until sync standbys are in sync).
+    pub restricted_hba: bool,
+}
+
+/// Everything one pass depends on.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    /// Flags.
+    pub settings: &'a KeeperSettings,
+    /// This process's incarnation.
+    pub boot_uuid: &'a str,
+    /// The cluster data just read.
+    pub cd: &'a ClusterData,
+    /// `dbstate`.
+    pub local: &'a DbLocalState,
+    /// The instance.
+    pub observed: &'a Observed,
+    /// The last configuration applied.
+    pub applied: &'a Applied,
+    /// True when this pass directly follows an initialization in the same pass (skips the interrupted-init
+    /// check, which concerns previous passes only).
+    pub after_init: bool,
+}
+
+/// A configuration to write before starting or reloading.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigSet {
+    /// Parameters.
+    pub parameters: PgParameters,
+    /// pg_hba lines.
+    pub hba: Vec<String>,
+    /// Recovery mode and parameters.
+    pub recovery: RecoveryOptions,
+}
+
+impl std::fmt::Debug for ConfigSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // primary_conninfo may carry a password: show only the names.
+        f.debug_struct("ConfigSet")
+            .field("parameters", &self.parameters.keys().collect::<Vec<_>>())
+            .field("hba", &self.hba)
+            .field("recovery_mode", &self.recovery.mode)
+            .field("recovery", &self.recovery.parameters.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Where a resync copies from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncPlan {
+    /// Followed DB UID (its status is used to detect a timeline fork after pg_rewind).
+    pub followed_db: String,
+    /// Followed DB's advertised address and port (base backup source).
+    pub followed_address: (String, String),
+    /// Current master's advertised address and port when pg_rewind is to be tried first.
+    pub rewind_from: Option<(String, String)>,
+    /// Slot on the source.
+    pub slot: String,
+    /// Configuration to start the resynced standby with.
+    pub config: ConfigSet,
+}
+
+/// One step of a pass, executed in order; the first failure aborts the pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Fast-stop postgres if it runs.
+    StopPostgres,
+    /// Delete PGDATA (postgres is stopped before).
+    RemovePgdata,
+    /// Persist `dbstate`.
+    SaveDbState(DbLocalState),
+    /// Set or clear the restart-protection flag.
+    SetRestrictedHba(bool),
+    /// initdb with the DB's newConfig.
+    Initdb {
+        /// `--locale`.
+        locale: String,
+        /// `--encoding`.
+        encoding: String,
+        /// `--data-checksums`.
+        data_checksums: bool,
+    },
+    /// Create PGDATA and run the point-in-time-recovery restore command (`%d` = PGDATA).
+    RestoreBackup {
+        /// The shell command.
+        command: String,
+    },
+    /// Write the configuration (`temporary` = the temporary file including postgresql.conf) and start.
+    Start {
+        /// What to write.
+        config: ConfigSet,
+        /// Use the temporary configuration file (initialization).
+        temporary: bool,
+    },
+    /// Wait until `recovery.signal` disappears (archive recovery ended); `None` = forever.
+    WaitRecoveryEnd {
+        /// Bound of the wait.
+        timeout: Option<std::time::Duration>,
+    },
+    /// Wait until postgres accepts connections; `None` = forever.
+    WaitReady {
+        /// Bound of the wait.
+        timeout: Option<std::time::Duration>,
+    },
+    /// Read the file parameters into `dbstate.InitPGParameters`.
+    CaptureInitParameters,
+    /// Create the superuser password and the replication role.
+    CreateRoles,
+    /// pg_rewind (if planned) or pg_basebackup, then start as a standby; falls back to a base backup when the
+    /// rewound instance does not become ready or is on another timeline branch.
+    Resync(Box<ResyncPlan>),
+    /// `pg_ctl promote -w`, then rewrite the configuration without recovery.
+    Promote {
+        /// The configuration of a primary.
+        config: ConfigSet,
+    },
+    /// Fast stop then start with a new configuration.
+    Restart {
+        /// What to write.
+        config: ConfigSet,
+    },
+    /// Make the stolon slots exactly `wanted` (others with the `stolon_` prefix dropped).
+    RefreshSlots {
+        /// Wanted slot names.
+        wanted: BTreeSet<String>,
+        /// Whether a failure aborts the pass (master) or is only logged (standby).
+        must_succeed: bool,
+    },
+    /// Rewrite the configuration files and `pg_ctl reload`.
+    Reload {
+        /// What to write.
+        config: ConfigSet,
+    },
+    /// Ask postgres for a pending restart; restart when `automatic`.
+    CheckPendingRestart {
+        /// `automaticPgRestart`.
+        automatic: bool,
+        /// The configuration to restart with.
+        config: ConfigSet,
+    },
+    /// Clear `dbstate.Initializing`: the data of the new DB is complete.
+    MarkInitialized,
+    /// Record the applied DB generation (the sentinel's convergence signal).
+    SaveGeneration(i64),
+}
+
+/// How a pass ends once its actions succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Converged to the DB generation.
+    Converged,
+    /// Nothing more can be done now (reason for the logs).
+    Waiting(String),
+    /// The instance was (re)initialised: observe again and plan the rest of the pass.
+    Replan,
+    /// The pass cannot proceed (reason logged as an error; convergence not recorded).
+    Failed(String),
+}
+
+/// The plan of one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Actions in order.
+    pub actions: Vec<Action>,
+    /// What happens after they all succeeded.
+    pub outcome: Outcome,
+    /// Role cd assigns (for metrics).
+    pub target_role: Option<DbRole>,
+    /// Role of the data directory (for metrics).
+    pub local_role: Option<DbRole>,
+}
+
+impl Plan {
+    fn end(actions: Vec<Action>, outcome: Outcome) -> Plan {
+        Plan { actions, outcome, target_role: None, local_role: None }
+    }
+}
+
+/// Slots to drop and to create so that the `stolon_` slots are exactly `wanted`; others are never touched.
+pub fn slot_changes(existing: &BTreeSet<String>, wanted: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let drop = existing.iter().filter(|s| s.starts_with("stolon_") && !wanted.contains(*s)).cloned().collect();
+    let create = wanted.iter().filter(|s| !existing.contains(*s)).cloned().collect();
+    (drop, create)
+}
+
+/// Slots a DB must have: one per follower (except itself) plus the additional ones, all `stolon_`-prefixed.
+pub fn wanted_slots(db: &Db) -> BTreeSet<String> {
+    db.spec
+        .followers()
+        .iter()
+        .filter(|f| **f != db.uid)
+        .chain(db.spec.additional_replication_slots.as_deref().unwrap_or_default())
+        .map(|n| stolon_name(n))
+        .collect()
+}
+
+/// Whether `local` (a rewound instance) sits on a different timeline branch than `followed`: ahead of it,
+/// or behind it with WAL past the point where `followed` switched away from the local timeline.
+pub fn different_timeline_branch(followed: &DbStatus, local_timeline: u64, local_xlog_pos: u64) -> bool {
+    if local_timeline > followed.timeline_id {
+        return true;
+    }
+    if local_timeline == followed.timeline_id {
+        return false;
+    }
+    followed
+        .timelines_history
+        .iter()
+        .find(|h| h.timeline_id == local_timeline)
+        .is_some_and(|h| local_xlog_pos > h.switch_point)
+}
+
+fn sorted_set(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
+}
+
+/// The parameters of `db` for this keeper (`with_init` = include the init parameters when the spec asks).
+pub fn db_parameters(s: &KeeperSettings, db: &Db, local: &DbLocalState, with_init: bool) -> PgParameters {
+    let is_master = db.spec.role == Some(DbRole::Master);
+    desired_parameters(&ParameterInputs {
+        init_parameters: if with_init && db.spec.include_config { local.init_pg_parameters.clone() } else { None },
+        spec_parameters: db.spec.pg_parameters.clone(),
+        major: s.pg_major,
+        listen_address: s.listen_address.clone(),
+        port: s.port,
+        max_standbys: db.spec.max_standbys,
+        additional_wal_senders: db.spec.additional_wal_senders,
+        use_pgrewind: db.spec.use_pgrewind,
+        synchronous_standby_names: synchronous_standby_names(
+            is_master && db.spec.synchronous_replication,
+            db.spec.synchronous_standbys(),
+            db.spec.external_synchronous_standbys(),
+        ),
+    })
+}
+
+/// Whether `db` is master-type (master, or a standby following an external primary).
+fn master_type(db: &Db) -> bool {
+    match db.spec.role {
+        Some(DbRole::Master) => true,
+        Some(DbRole::Standby) => {
+            db.spec.follow_config.as_ref().and_then(|f| f.follow_type.clone()) == Some(FollowType::External)
+        }
+        _ => false,
+    }
+}
+
+/// pg_hba lines for `db`.
+pub fn db_hba(s: &KeeperSettings, cd: &ClusterData, db: &Db, restricted: bool) -> Vec<String> {
+    hba_lines(&HbaInputs {
+        su_user: s.su_user.clone(),
+        su_auth: s.su_auth,
+        repl_user: s.repl_user.clone(),
+        repl_auth: s.repl_auth,
+        access_mode: cd.cluster.spec.default_su_repl_access_mode(),
+        master_type: master_type(db),
+        other_db_addresses: cd
+            .dbs
+            .values()
+            .filter(|d| d.uid != db.uid)
+            .map(|d| d.status.listen_address.clone())
+            .collect(),
+        pg_hba: db.spec.pg_hba.clone(),
+        restricted,
+    })
+}
+
+/// `primary_conninfo` and slot to follow `followed` as `my_db`.
+pub fn internal_standby_settings(s: &KeeperSettings, followed: &Db, my_db: &str) -> StandbySettings {
+    let mut conninfo = format!(
+        "user={} host={} port={} application_name={} sslmode=prefer",
+        conninfo_value(&s.repl_user),
+        conninfo_value(&followed.status.listen_address),
+        conninfo_value(&followed.status.port),
+        conninfo_value(&stolon_name(my_db)),
+    );
+    if s.repl_auth != AuthMethod::Trust {
+        if let Some(p) = &s.repl_password {
+            conninfo.push_str(&format!(" password={}", conninfo_value(p)));
+        }
+    }
+    StandbySettings {
+        primary_conninfo: conninfo,
+        primary_slot_name: stolon_name(my_db),
+        recovery_min_apply_delay: String::new(),
+    }
+}
+
+/// The standby recovery options of `db` (internal: follow the DB of `followConfig.dbuid`; external: the
+/// spec's standby and archive settings). `Err` names what is missing.
+pub fn standby_recovery(s: &KeeperSettings, cd: &ClusterData, db: &Db) -> Result<RecoveryOptions, String> {
+    let fc = db.spec.follow_config.as_ref().ok_or("standby DB without followConfig")?;
+    match fc.follow_type.clone() {
+        Some(FollowType::External) => Ok(RecoveryOptions::new(
+            RecoveryMode::Standby,
+            fc.standby_settings.as_ref(),
+            fc.archive_recovery_settings.as_ref(),
+            None,
+        )),
+        _ => {
+            let followed =
+                cd.dbs.get(&fc.db_uid).ok_or_else(|| format!("followed db {:?} is not in cluster data", fc.db_uid))?;
+            if followed.status.listen_address.is_empty() {
+                return Err(format!("followed db {:?} has no address yet", fc.db_uid));
+            }
+            let ss = internal_standby_settings(s, followed, &db.uid);
+            Ok(RecoveryOptions::new(RecoveryMode::Standby, Some(&ss), None, None))
+        }
+    }
+}
+
+/// Plans one state-machine pass.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let PlanInput { settings: s, cd, observed: obs, applied, .. } = *input;
+    let obs: &Observed = obs;
+    let Some(keeper) = cd.keepers.get(&s.uid) else {
+        return Plan::end(vec![], Outcome::Waiting("keeper not yet in cluster data".into()));
+    };
+    let Some(db) = cd.db_of_keeper(&s.uid) else {
+        return Plan::end(vec![Action::StopPostgres], Outcome::Waiting("no db assigned".into()));
+    };
+    if keeper.status.boot_uuid != input.boot_uuid {
+        return Plan::end(
+            vec![Action::StopPostgres],
+            Outcome::Waiting("cluster data does not carry this keeper's boot UUID yet: postgres kept stopped".into()),
+        );
+    }
+    let spec = &cd.cluster.spec;
+    let mut actions = Vec::new();
+    let mut local = input.local.clone();
+    let mut wiped = Observed::default();
+    let mut obs = obs;
+    if local.initializing && !input.after_init {
+        // A previous initialization or resync did not finish: its data cannot be trusted.
+        actions.push(Action::StopPostgres);
+        actions.push(Action::RemovePgdata);
+        local = DbLocalState::default();
+        actions.push(Action::SaveDbState(local.clone()));
+        wiped.local_role = Some(DbRole::Undefined);
+        obs = &wiped;
+    }
+    if local.uid != db.uid {
+        return plan_init(input, obs, db, actions);
+    }
+    let target_role = db.spec.role.clone();
+    let local_role = obs.local_role.clone().unwrap_or(DbRole::Undefined);
+    let mut plan = Plan {
+        actions,
+        outcome: Outcome::Converged,
+        target_role: target_role.clone(),
+        local_role: Some(local_role.clone()),
+    };
+    let actions = &mut plan.actions;
+    let mut restricted = applied.restricted_hba;
+    let mut running = obs.running;
+    let mut started_with: Option<ConfigSet> = None;
+    let params = db_parameters(s, db, &local, true);
+    let db_wait = Some(spec.db_wait_ready_timeout()).filter(|d| !d.is_zero());
+    match target_role {
+        Some(DbRole::Master) => {
+            if local_role == DbRole::Undefined {
+                plan.outcome = Outcome::Failed("database is not initialized but is assigned the master role".into());
+                return plan;
+            }
+            if !running {
+                if db.spec.synchronous_replication && !restricted {
+                    restricted = true;
+                    actions.push(Action::SetRestrictedHba(true));
+                }
+                let recovery = if local_role == DbRole::Standby {
+                    // Start as the standby it is, then promote (a new timeline); never bypass promotion.
+                    applied
+                        .recovery
+                        .clone()
+                        .filter(|r| r.mode == RecoveryMode::Standby)
+                        .unwrap_or_else(|| RecoveryOptions::new(RecoveryMode::Standby, None, None, None))
+                } else {
+                    RecoveryOptions::none()
+                };
+                let config = ConfigSet { parameters: params.clone(), hba: db_hba(s, cd, db, restricted), recovery };
+                actions.push(Action::Start { config: config.clone(), temporary: false });
+                actions.push(Action::WaitReady { timeout: db_wait });
+                started_with = Some(config);
+                running = true;
+            }
+            if local_role == DbRole::Standby {
+                let config = ConfigSet {
+                    parameters: params.clone(),
+                    hba: db_hba(s, cd, db, restricted),
+                    recovery: RecoveryOptions::none(),
+                };
+                actions.push(Action::Promote { config: config.clone() });
+                started_with = Some(config);
+            }
+            actions.push(Action::RefreshSlots { wanted: wanted_slots(db), must_succeed: true });
+        }
+        Some(DbRole::Standby) => {
+            let recovery = match standby_recovery(s, cd, db) {
+                Ok(r) => r,
+                Err(e) => {
+                    plan.outcome = Outcome::Failed(e);
+                    return plan;
+                }
+            };
+            match local_role {
+                DbRole::Master => {
+                    plan.outcome = Outcome::Failed("cannot move from master role to standby role".into());
+                    return plan;
+                }
+                DbRole::Standby => {
+                    let config = ConfigSet {
+                        parameters: params.clone(),
+                        hba: db_hba(s, cd, db, false),
+                        recovery: recovery.clone(),
+                    };
+                    if !running {
+                        // Started directly with the full recovery options (stolon restarted once more to add
+                        // archive settings: reference 10 item 21).
+                        actions.push(Action::Start { config: config.clone(), temporary: false });
+                        actions.push(Action::WaitReady { timeout: db_wait });
+                        started_with = Some(config);
+                        running = true;
+                    } else if applied.recovery.as_ref() != Some(&recovery) {
+                        actions.push(Action::Restart { config: config.clone() });
+                        started_with = Some(config);
+                    }
+                    if restricted {
+                        actions.push(Action::SetRestrictedHba(false));
+                        restricted = false;
+                    }
+                    actions.push(Action::RefreshSlots { wanted: BTreeSet::new(), must_succeed: false });
+                }
+                _ => {
+                    plan.outcome = Outcome::Waiting("standby data directory not initialized".into());
+                    return plan;
+                }
+            }
+        }
+        other => {
+            plan.outcome = Outcome::Failed(format!("unsupported target role {other:?}"));
+            return plan;
+        }
+    }
+    // Step 10: parameters and restart protection.
+    if restricted && target_role_is_master(db) {
+        let want: BTreeSet<String> = sorted_set(db.spec.synchronous_standbys());
+        let lift = !db.spec.synchronous_replication
+            || obs.in_sync_standbys.as_ref().is_some_and(|in_sync| sorted_set(in_sync) == want);
+        if lift {
+            actions.push(Action::SetRestrictedHba(false));
+            restricted = false;
+        }
+    }
+    let recovery_now =
+        started_with.as_ref().map(|c| c.recovery.clone()).or_else(|| applied.recovery.clone()).unwrap_or_default();
+    let config = ConfigSet { parameters: params, hba: db_hba(s, cd, db, restricted), recovery: recovery_now };
+    let (applied_params, applied_hba) = match &started_with {
+        Some(c) => (Some(&c.parameters), Some(&c.hba)),
+        None => (applied.parameters.as_ref(), applied.hba.as_ref()),
+    };
+    if running && (applied_params != Some(&config.parameters) || applied_hba != Some(&config.hba)) {
+        actions.push(Action::Reload { config: config.clone() });
+    }
+    // Step 11 and 12.
+    if running {
+        actions.push(Action::CheckPendingRestart { automatic: spec.automatic_pg_restart(), config });
+    }
+    actions.push(Action::SaveGeneration(db.generation));
+    plan
+}
+
+fn target_role_is_master(db: &Db) -> bool {
+    db.spec.role == Some(DbRole::Master)
+}
+
+/// Step 6: the keeper does not host the assigned DB yet.
+fn plan_init(input: &PlanInput<'_>, obs: &Observed, db: &Db, mut actions: Vec<Action>) -> Plan {
+    let PlanInput { settings: s, cd, .. } = *input;
+    let spec = &cd.cluster.spec;
+    let initializing =
+        DbLocalState { uid: db.uid.clone(), generation: 0, initializing: true, init_pg_parameters: None };
+    // Once the data is complete the init is over: a later failure in the pass must not wipe it (stolon kept
+    // the flag until the end of the pass and re-initialised after any error). Init parameters just
+    // captured are kept by the executor.
+    let initialized = Action::MarkInitialized;
+    let fresh = DbLocalState::default();
+    let params = db_parameters(s, db, &fresh, false);
+    let hba = db_hba(s, cd, db, false);
+    let db_wait = Some(spec.db_wait_ready_timeout()).filter(|d| !d.is_zero());
+    let capture = |actions: &mut Vec<Action>| {
+        if db.spec.include_config {
+            actions.push(Action::CaptureInitParameters);
+        }
+    };
+    match db.spec.init_mode.clone().unwrap_or(DbInitMode::None) {
+        DbInitMode::New => {
+            let nc = db.spec.new_config.clone().unwrap_or_default();
+            actions.extend([
+                Action::SaveDbState(initializing),
+                Action::SetRestrictedHba(false),
+                Action::StopPostgres,
+                Action::RemovePgdata,
+                Action::Initdb { locale: nc.locale, encoding: nc.encoding, data_checksums: nc.data_checksums },
+                Action::Start {
+                    config: ConfigSet { parameters: params, hba, recovery: RecoveryOptions::none() },
+                    temporary: true,
+                },
+                Action::WaitReady { timeout: db_wait },
+            ]);
+            capture(&mut actions);
+            actions.push(Action::CreateRoles);
+            actions.push(Action::StopPostgres);
+            actions.push(initialized);
+        }
+        DbInitMode::Existing => {
+            let keep = DbLocalState { initializing: false, ..initializing };
+            actions.extend([
+                Action::SaveDbState(keep),
+                Action::SetRestrictedHba(false),
+                Action::StopPostgres,
+                Action::Start {
+                    config: ConfigSet { parameters: params, hba, recovery: RecoveryOptions::none() },
+                    temporary: true,
+                },
+                Action::WaitReady { timeout: db_wait },
+            ]);
+            capture(&mut actions);
+            actions.push(Action::StopPostgres);
+        }
+        DbInitMode::Pitr => {
+            let pitr = db.spec.pitr_config.clone().unwrap_or_default();
+            let fc = db.spec.follow_config.as_ref();
+            let external = fc.and_then(|f| f.follow_type.clone()) == Some(FollowType::External);
+            let archive = pitr.archive_recovery_settings.as_ref();
+            let recovery = if external {
+                RecoveryOptions::new(RecoveryMode::Standby, fc.and_then(|f| f.standby_settings.as_ref()), archive, None)
+            } else {
+                RecoveryOptions::new(RecoveryMode::Recovery, None, archive, pitr.recovery_target_settings.as_ref())
+            };
+            let sync_wait = Some(spec.sync_timeout()).filter(|d| !d.is_zero());
+            let recovery_mode = recovery.mode;
+            actions.extend([
+                Action::SaveDbState(initializing),
+                Action::SetRestrictedHba(false),
+                Action::StopPostgres,
+                Action::RemovePgdata,
+                Action::RestoreBackup { command: pitr.data_restore_command },
+                Action::Start { config: ConfigSet { parameters: params, hba, recovery }, temporary: true },
+            ]);
+            if recovery_mode == RecoveryMode::Recovery {
+                actions.push(Action::WaitRecoveryEnd { timeout: sync_wait });
+            }
+            actions.push(Action::WaitReady { timeout: sync_wait });
+            capture(&mut actions);
+            actions.push(Action::StopPostgres);
+            actions.push(initialized);
+        }
+        DbInitMode::Resync => {
+            let Some(fc) = db.spec.follow_config.as_ref() else {
+                return Plan::end(actions, Outcome::Failed("resync of a DB without followConfig".into()));
+            };
+            let Some(followed) = cd.dbs.get(&fc.db_uid) else {
+                return Plan::end(
+                    actions,
+                    Outcome::Failed(format!("followed db {:?} is not in cluster data", fc.db_uid)),
+                );
+            };
+            let recovery = match standby_recovery(s, cd, db) {
+                Ok(r) => r,
+                Err(e) => return Plan::end(actions, Outcome::Failed(e)),
+            };
+            let master = cd.master_db();
+            let can_rewind = db.spec.use_pgrewind
+                && s.su_auth != AuthMethod::Trust
+                && s.su_password.as_deref().is_some_and(|p| !p.is_empty())
+                && obs.initialized
+                && master.is_some()
+                && obs.system_id.as_deref().is_some_and(|id| !id.is_empty() && id == followed.status.system_id);
+            let rewind_from =
+                master.filter(|_| can_rewind).map(|m| (m.status.listen_address.clone(), m.status.port.clone()));
+            actions.extend([Action::SaveDbState(initializing), Action::SetRestrictedHba(false), Action::StopPostgres]);
+            actions.push(Action::Resync(Box::new(ResyncPlan {
+                followed_db: followed.uid.clone(),
+                followed_address: (followed.status.listen_address.clone(), followed.status.port.clone()),
+                rewind_from,
+                slot: stolon_name(&db.uid),
+                config: ConfigSet { parameters: params, hba, recovery },
+            })));
+            actions.push(initialized);
+        }
+        DbInitMode::None | DbInitMode::Unknown(_) => {
+            return Plan::end(
+                actions,
+                Outcome::Failed(
+                    "different local dbUID but init mode is none: the keeper's data or state files were lost; \
+                     waiting for the sentinel to assign a new db"
+                        .into(),
+                ),
+            );
+        }
+    }
+    Plan::end(actions, Outcome::Replan)
+}

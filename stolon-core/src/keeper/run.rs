@@ -1,0 +1,339 @@
+//! The keeper's loops (reference 5.1): the state machine (every sleepInterval and on every cluster data
+//! change seen through a store watch), the PostgresState refresh (every sleepInterval/2) and the KeeperInfo
+//! publication (every sleepInterval, with a TTL).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify, watch};
+
+use super::execute::Executor;
+use super::metrics::KeeperMetrics;
+use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
+use super::report::{ReportIdentity, keeper_info};
+use super::state::StateFiles;
+use crate::cluster::{ClusterData, DbLocalState, KeeperLocalState, PostgresState, defaults};
+use crate::postgres::observe::{ObserveContext, local_role, observe, pgdata_initialized, stolon_standby_uids};
+use crate::postgres::query::LocalConn;
+use crate::postgres::replication::control_system_id;
+use crate::postgres::version::read_data_version;
+use crate::postgres::{AuthMethod, OsUser, PgError, PgProcess, PgVersion, StopMode};
+use crate::store::{ClusterStore, ClusterStoreError, keeper_info_ttl};
+
+/// Most replans in one pass (an init is followed by one replan).
+const MAX_REPLANS: usize = 3;
+
+/// Everything the keeper is configured with.
+#[derive(Debug, Clone)]
+pub struct KeeperConfig {
+    /// Decision-relevant settings (users, addresses, port...).
+    pub settings: KeeperSettings,
+    /// `--data-dir` (absolute); PGDATA is `<data-dir>/postgres`.
+    pub data_dir: PathBuf,
+    /// `--pg-bin-path` (`None` = `$PATH`).
+    pub pg_bin_dir: Option<PathBuf>,
+    /// OS user to run PostgreSQL as (when the keeper is root).
+    pub os_user: Option<OsUser>,
+    /// `--pg-advertise-address`.
+    pub advertise_address: String,
+    /// `--pg-advertise-port`.
+    pub advertise_port: String,
+    /// `--can-be-master`.
+    pub can_be_master: bool,
+    /// `--can-be-synchronous-replica`.
+    pub can_be_synchronous_replica: bool,
+}
+
+impl KeeperConfig {
+    /// PGDATA.
+    pub fn pgdata(&self) -> PathBuf {
+        self.data_dir.join("postgres")
+    }
+}
+
+/// Fatal keeper errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    /// The instance or local files.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] ClusterStoreError),
+}
+
+struct Shared {
+    cfg: KeeperConfig,
+    store: ClusterStore,
+    boot_uuid: String,
+    version: PgVersion,
+    pg: Arc<PgProcess>,
+    conn: LocalConn,
+    executor: Mutex<Executor>,
+    db_state: Arc<Mutex<DbLocalState>>,
+    keeper_state: Mutex<KeeperLocalState>,
+    states: StateFiles,
+    pg_state: Mutex<Option<PostgresState>>,
+    sleep: watch::Sender<Duration>,
+    cd_changed: Notify,
+    metrics: Arc<KeeperMetrics>,
+}
+
+/// Checks the binaries and the data directory before anything runs: supported binary version, PGDATA of the
+/// same major version and owned by the PostgreSQL user.
+pub async fn preflight(cfg: &KeeperConfig) -> Result<PgVersion, KeeperError> {
+    let pg = PgProcess::new(cfg.pg_bin_dir.clone(), cfg.pgdata(), cfg.os_user.clone());
+    let version = pg.binary_version().await?;
+    version.check_supported()?;
+    pg.check_pgdata_owner()?;
+    if let Some(data) = read_data_version(&cfg.pgdata())? {
+        if data.major != version.major {
+            return Err(PgError::Version(format!(
+                "data directory {} is PostgreSQL {} but the binaries ({}) are {version}",
+                cfg.pgdata().display(),
+                data.major,
+                cfg.pg_bin_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "$PATH".into()),
+            ))
+            .into());
+        }
+    }
+    Ok(version)
+}
+
+/// Runs the keeper until `shutdown` becomes true, then fast-stops postgres.
+pub async fn run(
+    cfg: KeeperConfig,
+    store: ClusterStore,
+    keeper_state: KeeperLocalState,
+    metrics: Arc<KeeperMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), KeeperError> {
+    let version = preflight(&cfg).await?;
+    let mut settings = cfg.settings.clone();
+    settings.pg_major = Some(version.major);
+    let states = StateFiles::new(cfg.data_dir.clone());
+    let db_state = states.load_db_state()?.unwrap_or_default();
+    let pg = Arc::new(PgProcess::new(cfg.pg_bin_dir.clone(), cfg.pgdata(), cfg.os_user.clone()));
+    let mut request_timeout = defaults::REQUEST_TIMEOUT.to_std_saturating();
+    let mut sleep = defaults::SLEEP_INTERVAL.to_std_saturating();
+    match store.cluster_data().await {
+        Ok(Some(v)) => {
+            request_timeout = v.data.cluster.spec.request_timeout();
+            sleep = v.data.cluster.spec.sleep_interval();
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read cluster data at start"),
+    }
+    if pg.is_running().await? {
+        tracing::info!("stopping the postgres left running by a previous keeper");
+        pg.stop(StopMode::Fast).await?;
+    }
+    let conn = LocalConn {
+        port: settings.port,
+        user: settings.su_user.clone(),
+        password: settings.su_password.clone().filter(|_| settings.su_auth == AuthMethod::Md5),
+        timeout: request_timeout,
+    };
+    let db_state = Arc::new(Mutex::new(db_state));
+    let executor = Executor {
+        pg: pg.clone(),
+        conn: conn.clone(),
+        settings: settings.clone(),
+        states: states.clone(),
+        db_state: db_state.clone(),
+        applied: Applied::default(),
+        metrics: metrics.clone(),
+    };
+    let (sleep_tx, _) = watch::channel(sleep);
+    let boot_uuid = crate::cluster::new_boot_uuid();
+    tracing::info!(keeper = %settings.uid, boot_uuid = %boot_uuid, version = %version, "keeper starting");
+    let mut cfg = cfg;
+    cfg.settings = settings;
+    let shared = Arc::new(Shared {
+        cfg,
+        store,
+        boot_uuid,
+        version,
+        pg,
+        conn,
+        executor: Mutex::new(executor),
+        db_state,
+        keeper_state: Mutex::new(keeper_state),
+        states,
+        pg_state: Mutex::new(None),
+        sleep: sleep_tx,
+        cd_changed: Notify::new(),
+        metrics,
+    });
+    let tasks = [
+        tokio::spawn(state_machine_loop(shared.clone())),
+        tokio::spawn(pg_state_loop(shared.clone())),
+        tokio::spawn(info_loop(shared.clone())),
+        tokio::spawn(watch_loop(shared.clone())),
+    ];
+    let _ = shutdown.wait_for(|s| *s).await;
+    tracing::info!("shutting down: stopping postgres");
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut ex = shared.executor.lock().await;
+    ex.stop().await?;
+    Ok(())
+}
+
+fn sleep_of(shared: &Shared) -> Duration {
+    (*shared.sleep.borrow()).max(Duration::from_millis(100))
+}
+
+async fn state_machine_loop(shared: Arc<Shared>) {
+    loop {
+        if let Err(e) = state_machine_pass(&shared).await {
+            tracing::error!(error = %e, "state machine pass failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_of(&shared)) => {}
+            _ = shared.cd_changed.notified() => {}
+        }
+    }
+}
+
+async fn watch_loop(shared: Arc<Shared>) {
+    loop {
+        match shared.store.watch_cluster_data(None).await {
+            Ok(mut stream) => {
+                while let Some(ev) = stream.next().await {
+                    if ev.is_err() {
+                        break;
+                    }
+                    shared.cd_changed.notify_one();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot watch cluster data"),
+        }
+        tokio::time::sleep(sleep_of(&shared)).await;
+    }
+}
+
+async fn observe_local(shared: &Shared, cd: &ClusterData) -> Result<Observed, PgError> {
+    let pgdata = shared.pg.pgdata();
+    let initialized = pgdata_initialized(pgdata);
+    let running = shared.pg.is_running().await?;
+    let system_id = if initialized { control_system_id(pgdata).ok() } else { None };
+    let mut in_sync = None;
+    if running {
+        if let Some(db) = cd.db_of_keeper(&shared.cfg.settings.uid) {
+            if db.spec.synchronous_replication {
+                in_sync = shared.conn.sync_standby_names().await.ok().map(|n| stolon_standby_uids(&n));
+            }
+        }
+    }
+    Ok(Observed { initialized, local_role: Some(local_role(pgdata)), running, system_id, in_sync_standbys: in_sync })
+}
+
+async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
+    let Some(v) = shared.store.cluster_data().await? else {
+        tracing::info!("no cluster data available, waiting for it to appear");
+        return Ok(());
+    };
+    let cd = v.data;
+    if let Err(e) = cd.cluster.spec.validate() {
+        tracing::error!(error = %e, "cluster data has an invalid spec: ignoring it");
+        return Ok(());
+    }
+    KeeperMetrics::touch(&shared.metrics.clusterdata_last_valid_update_seconds);
+    let sleep = cd.cluster.spec.sleep_interval();
+    shared.sleep.send_if_modified(|s| std::mem::replace(s, sleep) != sleep);
+    shared.metrics.sleep_interval_seconds.store(sleep.as_secs() as i64, Ordering::Relaxed);
+    {
+        let mut ks = shared.keeper_state.lock().await;
+        if ks.cluster_uid != cd.cluster.uid {
+            ks.cluster_uid = cd.cluster.uid.clone();
+            shared.states.save_keeper_state(&ks)?;
+        }
+    }
+    let mut ex = shared.executor.lock().await;
+    let mut after_init = false;
+    for _ in 0..MAX_REPLANS {
+        let observed = observe_local(shared, &cd).await?;
+        let local = shared.db_state.lock().await.clone();
+        let applied = ex.applied.clone();
+        let input = PlanInput {
+            settings: &shared.cfg.settings,
+            boot_uuid: &shared.boot_uuid,
+            cd: &cd,
+            local: &local,
+            observed: &observed,
+            applied: &applied,
+            after_init,
+        };
+        let p = plan(&input);
+        tracing::debug!(plan = ?p, "planned");
+        if p.target_role.is_some() || p.local_role.is_some() {
+            shared.metrics.set_roles(p.target_role.clone(), p.local_role.clone());
+        }
+        ex.execute(&p, &cd).await?;
+        match p.outcome {
+            Outcome::Converged => {
+                KeeperMetrics::touch(&shared.metrics.last_sync_success_seconds);
+                return Ok(());
+            }
+            Outcome::Waiting(reason) => {
+                tracing::info!("{reason}");
+                return Ok(());
+            }
+            Outcome::Failed(reason) => {
+                tracing::error!("{reason}");
+                return Ok(());
+            }
+            Outcome::Replan => after_init = true,
+        }
+    }
+    Ok(())
+}
+
+async fn pg_state_loop(shared: Arc<Shared>) {
+    loop {
+        let local = shared.db_state.lock().await.clone();
+        let s = &shared.cfg.settings;
+        let ctx = ObserveContext {
+            db_uid: local.uid.clone(),
+            generation: local.generation,
+            advertise_address: shared.cfg.advertise_address.clone(),
+            advertise_port: shared.cfg.advertise_port.clone(),
+            port: s.port,
+            repl_user: s.repl_user.clone(),
+            repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
+        };
+        let st = observe(&shared.pg, &shared.conn, &ctx).await;
+        *shared.pg_state.lock().await = Some(st);
+        tokio::time::sleep(sleep_of(&shared) / 2).await;
+    }
+}
+
+async fn info_loop(shared: Arc<Shared>) {
+    let id = ReportIdentity {
+        uid: shared.cfg.settings.uid.clone(),
+        boot_uuid: shared.boot_uuid.clone(),
+        version: Some(shared.version),
+        can_be_master: shared.cfg.can_be_master,
+        can_be_synchronous_replica: shared.cfg.can_be_synchronous_replica,
+    };
+    loop {
+        let cluster_uid = shared.keeper_state.lock().await.cluster_uid.clone();
+        if !cluster_uid.is_empty() {
+            let state = shared.pg_state.lock().await.clone();
+            let info = keeper_info(&id, &cluster_uid, state);
+            let ttl = keeper_info_ttl(sleep_of(&shared));
+            if let Err(e) = shared.store.set_keeper_info(&info, ttl).await {
+                tracing::warn!(error = %e, "cannot publish keeper info");
+            }
+        }
+        tokio::time::sleep(sleep_of(&shared)).await;
+    }
+}

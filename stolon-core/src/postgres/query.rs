@@ -1,0 +1,282 @@
+//! SQL on the local instance through tokio-postgres over the unix socket, as the superuser, database
+//! `postgres`, each call bounded by the request timeout.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+use super::config::SOCKET_DIR;
+use super::error::{PgError, PgResult};
+use crate::cluster::PgParameters;
+
+/// Superuser connection parameters to the local instance.
+#[derive(Clone)]
+pub struct LocalConn {
+    /// `port`.
+    pub port: u16,
+    /// Superuser name.
+    pub user: String,
+    /// Superuser password (`None` with trust).
+    pub password: Option<String>,
+    /// Bound of every connection and query.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for LocalConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConn").field("port", &self.port).field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal (standard_conforming_strings is on in every supported version).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Roles to create on a new database (reference 5.2).
+#[derive(Clone)]
+pub struct RolesSpec {
+    /// Superuser name.
+    pub su_user: String,
+    /// Superuser password (`None` with trust auth).
+    pub su_password: Option<String>,
+    /// Replication user name.
+    pub repl_user: String,
+    /// Replication password (`None` with trust auth).
+    pub repl_password: Option<String>,
+}
+
+/// The SQL statements creating the roles, run in one transaction after disabling statement logging.
+pub fn role_statements(r: &RolesSpec) -> Vec<String> {
+    let mut s = vec!["SET LOCAL log_statement = 'none'".to_string()];
+    let pw = |p: &Option<String>| p.as_ref().filter(|p| !p.is_empty()).map(|p| quote_literal(p));
+    if r.su_user == r.repl_user {
+        let mut stmt = format!("ALTER ROLE {} WITH LOGIN REPLICATION", quote_ident(&r.su_user));
+        if let Some(p) = pw(&r.su_password) {
+            stmt.push_str(&format!(" ENCRYPTED PASSWORD {p}"));
+        }
+        s.push(stmt);
+    } else {
+        if let Some(p) = pw(&r.su_password) {
+            s.push(format!("ALTER ROLE {} WITH ENCRYPTED PASSWORD {p}", quote_ident(&r.su_user)));
+        }
+        let mut stmt = format!("CREATE ROLE {} WITH LOGIN REPLICATION", quote_ident(&r.repl_user));
+        if let Some(p) = pw(&r.repl_password) {
+            stmt.push_str(&format!(" ENCRYPTED PASSWORD {p}"));
+        }
+        s.push(stmt);
+    }
+    s
+}
+
+impl LocalConn {
+    async fn bounded<T, F: Future<Output = Result<T, tokio_postgres::Error>>>(
+        &self,
+        what: &'static str,
+        f: F,
+    ) -> PgResult<T> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => r.map_err(|source| PgError::Query { what, source }),
+            Err(_) => Err(PgError::Timeout(format!("query {what} after {:?}", self.timeout))),
+        }
+    }
+
+    /// Opens a connection (its driver task runs in the background until the client is dropped).
+    pub async fn connect(&self) -> PgResult<Client> {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(SOCKET_DIR).port(self.port).user(&self.user).dbname("postgres").connect_timeout(self.timeout);
+        c.application_name("stolon-keeper");
+        if let Some(p) = &self.password {
+            c.password(p);
+        }
+        let (client, conn) = self.bounded("connect", c.connect(NoTls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// `select 1`: whether the instance accepts connections.
+    pub async fn ping(&self) -> PgResult<()> {
+        let c = self.connect().await?;
+        self.bounded("ping", c.simple_query("select 1")).await.map(|_| ())
+    }
+
+    /// Polls [`Self::ping`] every 200ms until it succeeds or `timeout` elapses (`None` = forever).
+    pub async fn wait_ready(&self, timeout: Option<Duration>) -> PgResult<()> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let err = match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Err(PgError::Timeout(format!("postgres not ready: {err}")));
+            }
+            tokio::time::sleep(super::process::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Creates the superuser password and replication role of a new database.
+    pub async fn create_roles(&self, roles: &RolesSpec) -> PgResult<()> {
+        let mut c = self.connect().await?;
+        let tx = self.bounded("begin", c.transaction()).await?;
+        for stmt in role_statements(roles) {
+            self.bounded("create roles", tx.batch_execute(&stmt)).await?;
+        }
+        self.bounded("commit", tx.commit()).await
+    }
+
+    /// Names of the physical, non-temporary replication slots.
+    pub async fn replication_slots(&self) -> PgResult<BTreeSet<String>> {
+        let c = self.connect().await?;
+        let rows = self
+            .bounded(
+                "replication slots",
+                c.query(
+                    "select slot_name::text from pg_replication_slots where slot_type = 'physical' and not temporary",
+                    &[],
+                ),
+            )
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
+    }
+
+    /// Creates a physical replication slot.
+    pub async fn create_slot(&self, name: &str) -> PgResult<()> {
+        let c = self.connect().await?;
+        self.bounded("create slot", c.execute("select pg_create_physical_replication_slot($1)", &[&name]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Drops a replication slot.
+    pub async fn drop_slot(&self, name: &str) -> PgResult<()> {
+        let c = self.connect().await?;
+        self.bounded("drop slot", c.execute("select pg_drop_replication_slot($1)", &[&name])).await.map(|_| ())
+    }
+
+    /// `application_name`s of the walsenders in `sync` state.
+    pub async fn sync_standby_names(&self) -> PgResult<Vec<String>> {
+        let c = self.connect().await?;
+        let rows = self
+            .bounded(
+                "pg_stat_replication",
+                c.query("select application_name::text from pg_stat_replication where sync_state = 'sync'", &[]),
+            )
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
+    }
+
+    /// Whether a changed parameter waits for a restart (`pg_settings.pending_restart`).
+    pub async fn pending_restart(&self) -> PgResult<bool> {
+        let c = self.connect().await?;
+        let row = self
+            .bounded("pending restart", c.query_one("select bool_or(pending_restart) from pg_settings", &[]))
+            .await?;
+        Ok(row.try_get::<_, Option<bool>>(0).ok().flatten().unwrap_or(false))
+    }
+
+    /// Parameters set in the configuration files (`pg_file_settings`, later entries win).
+    pub async fn file_settings(&self) -> PgResult<PgParameters> {
+        let c = self.connect().await?;
+        let rows = self
+            .bounded(
+                "pg_file_settings",
+                c.query(
+                    "select name, setting from pg_file_settings where name is not null and setting is not null order by seqno",
+                    &[],
+                ),
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.try_get::<_, String>(0).ok()?, r.try_get::<_, String>(1).ok()?)))
+            .collect())
+    }
+
+    /// A setting's current value (`current_setting`).
+    pub async fn setting(&self, name: &str) -> PgResult<String> {
+        let c = self.connect().await?;
+        let row = self.bounded("current_setting", c.query_one("select current_setting($1)", &[&name])).await?;
+        row.try_get(0).map_err(|source| PgError::Query { what: "current_setting", source })
+    }
+
+    /// `CHECKPOINT` (after a promotion, so that pg_control carries the new timeline at once).
+    pub async fn checkpoint(&self) -> PgResult<()> {
+        let c = self.connect().await?;
+        self.bounded("checkpoint", c.batch_execute("CHECKPOINT")).await
+    }
+
+    /// Whether the instance is in recovery (a standby).
+    pub async fn in_recovery(&self) -> PgResult<bool> {
+        let c = self.connect().await?;
+        let row = self.bounded("pg_is_in_recovery", c.query_one("select pg_is_in_recovery()", &[])).await?;
+        row.try_get(0).map_err(|source| PgError::Query { what: "pg_is_in_recovery", source })
+    }
+}
+
+/// Runs `CHECKPOINT` on a remote instance over TCP as `user`: pg_rewind reads the source's timeline from its
+/// control file, which a freshly promoted primary updates only at its next checkpoint.
+pub async fn remote_checkpoint(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> PgResult<()> {
+    let mut c = tokio_postgres::Config::new();
+    c.host(host).port(port).user(user).dbname("postgres").connect_timeout(timeout).application_name("stolon-keeper");
+    if let Some(p) = password {
+        c.password(p);
+    }
+    let run = async {
+        let (client, conn) = c.connect(NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client.batch_execute("CHECKPOINT").await
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r.map_err(|source| PgError::Query { what: "remote checkpoint", source }),
+        Err(_) => Err(PgError::Timeout("remote checkpoint".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn roles_for_distinct_and_shared_users() {
+        let r = RolesSpec {
+            su_user: "su".into(),
+            su_password: Some("s'p".into()),
+            repl_user: "repl".into(),
+            repl_password: Some("rp".into()),
+        };
+        assert_eq!(
+            role_statements(&r),
+            [
+                "SET LOCAL log_statement = 'none'",
+                "ALTER ROLE \"su\" WITH ENCRYPTED PASSWORD 's''p'",
+                "CREATE ROLE \"repl\" WITH LOGIN REPLICATION ENCRYPTED PASSWORD 'rp'"
+            ]
+        );
+        let shared = RolesSpec { repl_user: "su".into(), repl_password: None, su_password: None, ..r };
+        assert_eq!(role_statements(&shared)[1], "ALTER ROLE \"su\" WITH LOGIN REPLICATION");
+    }
+}

@@ -684,6 +684,11 @@ async fn version_and_flag_errors() {
     assert_one_line_error(&o, "unknown register backend");
     let o = f.ctl(&["register", "--register-endpoints", "http://a:1,http://b:2"]).await;
     assert_one_line_error(&o, "consul does not support multiple endpoints");
+    let o =
+        f.ctl(&["register", "--register-endpoints", "https://a:1", "--register-ca-file", "/nonexistent/ca.pem"]).await;
+    assert_one_line_error(&o, "TLS to the register backend is not supported");
+    let o = f.ctl(&["register", "--register-endpoints", "https://a:1"]).await;
+    assert_one_line_error(&o, "https is not supported");
 }
 
 /// Runs stolonctl under `script` (util-linux), which gives it a pseudo-terminal as stdin, feeding `answers`.
@@ -719,4 +724,33 @@ async fn confirmation_is_asked_on_a_terminal() {
     assert_ok(&o);
     assert!(stdout(&o).contains("initialised"), "{}", stdout(&o));
     assert!(f.doc().await.is_some());
+}
+
+#[tokio::test]
+async fn register_runs_passes_until_sigterm() {
+    // No Consul here yet (its test server is being added): the agent is a never-served port, so every pass
+    // fails and is logged, and the loop keeps going until SIGTERM. Registration itself is unit-tested
+    // (desired services and diff) in stolon-core.
+    let f = Fixture::new("registerloop").await;
+    f.write(&realistic_cluster()).await;
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(f.store_args())
+        .args(["register", "--register-endpoints", "http://127.0.0.1:1", "--sleep-interval", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn stolonctl register");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pid = child.id().expect("still running").to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+    assert!(killed.success());
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("register stops on SIGTERM")
+        .expect("register ran");
+    assert_ok(&o);
+    let err = stderr(&o);
+    let passes = err.matches("registration pass skipped").count();
+    assert!(passes >= 2, "one failed pass per second is logged: {err}");
+    assert!(err.contains("consul list service registerloop"), "{err}");
 }

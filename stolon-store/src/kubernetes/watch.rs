@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -18,8 +19,10 @@ use super::clusterdata::CLUSTERDATA_ANNOTATION;
 use super::{Inner, configmap, errors};
 use crate::{Document, Revision, StoreError, StoreResult, WatchEvent, WatchStream};
 
-/// Server-side duration of one watch request (the API server caps it); reopened transparently.
-const WATCH_SECONDS: u32 = 290;
+/// Server-side duration of one watch request, after which it is reopened transparently. It also bounds how
+/// long a silent stream is trusted: an API server that stops answering (without closing the connection) is
+/// reported once a watch outlives this plus the store timeout.
+const WATCH_SECONDS: u32 = 60;
 
 type KubeStream = BoxStream<'static, Result<KubeEvent<ConfigMap>, kube::Error>>;
 
@@ -109,7 +112,13 @@ async fn next(mut st: State) -> Option<(StoreResult<WatchEvent>, State)> {
             }
             continue;
         };
-        match stream.next().await {
+        let silence = Duration::from_secs(u64::from(WATCH_SECONDS)) + st.inner.timeout;
+        let Ok(item) = tokio::time::timeout(silence, stream.next()).await else {
+            let reason = format!("the watch of configmaps/{} was not closed after {silence:?}", st.inner.resource);
+            st.fail(Err(errors::unavailable(&st.inner.server, &reason)));
+            continue;
+        };
+        match item {
             // Ended by the server (its watch timeout): reopen from where we are.
             None => st.stream = None,
             Some(Err(e)) => {

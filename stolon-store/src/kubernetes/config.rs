@@ -178,6 +178,49 @@ mod tests {
         assert!(validate(&c).unwrap_err().to_string().contains("POD_NAME"));
     }
 
+    const TWO_CONTEXTS: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:6443
+users:
+- name: u
+  user:
+    token: not-a-secret
+contexts:
+- name: a
+  context: {cluster: c, user: u, namespace: ns-a}
+- name: b
+  context: {cluster: c, user: u, namespace: ns-b}
+- name: plain
+  context: {cluster: c, user: u}
+current-context: a
+";
+
+    #[tokio::test]
+    async fn namespace_comes_from_flag_then_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, TWO_CONTEXTS).unwrap();
+        let mut c = config("c");
+        c.kube.kubeconfig = Some(path);
+        let ns = |c: &StoreConfig| {
+            let c = c.clone();
+            async move { resolve(&c).await.map(|r| r.namespace) }
+        };
+        assert_eq!(ns(&c).await.unwrap(), "ns-a", "current context");
+        c.kube.context = Some("b".into());
+        assert_eq!(ns(&c).await.unwrap(), "ns-b", "--kube-context");
+        c.kube.context = Some("plain".into());
+        assert_eq!(ns(&c).await.unwrap(), "default", "a context without namespace");
+        c.kube.namespace = Some("db".into());
+        assert_eq!(ns(&c).await.unwrap(), "db", "--kube-namespace wins");
+        c.kube.context = Some("missing".into());
+        let e = ns(&c).await.unwrap_err().to_string();
+        assert!(e.contains("--kubeconfig") && e.contains("missing"), "{e}");
+    }
+
     #[tokio::test]
     async fn unreadable_kubeconfig_names_the_flag() {
         let mut c = config("c");

@@ -1,0 +1,547 @@
+//! The keeper's pure planner, case by case over reference 5.2.
+
+use std::collections::BTreeSet;
+
+use stolon_core::cluster::{
+    ClusterData, ClusterSpec, Db, DbInitMode, DbLocalState, DbRole, DbSpec, DbStatus, FollowConfig, FollowType, Keeper,
+    KeeperStatus, NewConfig, PitrConfig, PostgresTimelineHistory, StandbySettings,
+};
+use stolon_core::keeper::plan::{
+    Action, Applied, ConfigSet, KeeperSettings, Observed, Outcome, Plan, PlanInput, db_hba, db_parameters,
+    different_timeline_branch, plan, slot_changes, standby_recovery,
+};
+use stolon_core::postgres::AuthMethod;
+use stolon_core::postgres::config::RecoveryMode;
+use stolon_core::time::Timestamp;
+
+const BOOT: &str = "boot-1";
+
+fn settings() -> KeeperSettings {
+    KeeperSettings {
+        uid: "k1".into(),
+        su_user: "su".into(),
+        su_auth: AuthMethod::Md5,
+        su_password: Some("supw".into()),
+        repl_user: "repl".into(),
+        repl_auth: AuthMethod::Md5,
+        repl_password: Some("replpw".into()),
+        listen_address: "10.0.0.1".into(),
+        port: 5432,
+        pg_major: Some(15),
+    }
+}
+
+fn db(uid: &str, keeper: &str, role: DbRole, init: DbInitMode) -> Db {
+    Db {
+        uid: uid.into(),
+        generation: 3,
+        spec: DbSpec {
+            keeper_uid: keeper.into(),
+            max_standbys: 20,
+            additional_wal_senders: 5,
+            init_mode: Some(init),
+            role: Some(role),
+            ..Default::default()
+        },
+        status: DbStatus {
+            listen_address: format!("10.0.0.{}", keeper.len()),
+            port: "5432".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Cluster data with keeper k1 (boot UUID `BOOT`), its DB d1 and a master d0 on k0 when d1 is a standby.
+fn cd_with(d1: Db) -> ClusterData {
+    let mut cd = ClusterData::new_initial("c", ClusterSpec::default(), Timestamp::now());
+    for (k, boot) in [("k1", BOOT), ("k0", "other")] {
+        cd.keepers.insert(
+            k.into(),
+            Keeper {
+                uid: k.into(),
+                status: KeeperStatus { boot_uuid: boot.into(), ..Default::default() },
+                ..Default::default()
+            },
+        );
+    }
+    if d1.spec.role == Some(DbRole::Standby) {
+        let mut d0 = db("d0", "k0", DbRole::Master, DbInitMode::None);
+        d0.status.listen_address = "10.0.0.9".into();
+        d0.status.system_id = "42".into();
+        d0.spec.followers = Some(vec!["d1".into()]);
+        cd.dbs.insert("d0".into(), d0);
+        cd.cluster.status.master = "d0".into();
+        let mut d1 = d1;
+        d1.spec.follow_config =
+            Some(FollowConfig { follow_type: Some(FollowType::Internal), db_uid: "d0".into(), ..Default::default() });
+        cd.dbs.insert(d1.uid.clone(), d1);
+    } else {
+        cd.cluster.status.master = d1.uid.clone();
+        cd.dbs.insert(d1.uid.clone(), d1);
+    }
+    cd
+}
+
+fn local(uid: &str, generation: i64) -> DbLocalState {
+    DbLocalState { uid: uid.into(), generation, initializing: false, init_pg_parameters: None }
+}
+
+fn observed(role: DbRole, running: bool) -> Observed {
+    Observed {
+        initialized: role != DbRole::Undefined,
+        local_role: Some(role),
+        running,
+        system_id: Some("42".into()),
+        in_sync_standbys: None,
+    }
+}
+
+struct Case {
+    s: KeeperSettings,
+    cd: ClusterData,
+    local: DbLocalState,
+    obs: Observed,
+    applied: Applied,
+    after_init: bool,
+    boot: String,
+}
+
+impl Case {
+    fn new(cd: ClusterData, local: DbLocalState, obs: Observed) -> Case {
+        Case { s: settings(), cd, local, obs, applied: Applied::default(), after_init: false, boot: BOOT.into() }
+    }
+
+    fn plan(&self) -> Plan {
+        plan(&PlanInput {
+            settings: &self.s,
+            boot_uuid: &self.boot,
+            cd: &self.cd,
+            local: &self.local,
+            observed: &self.obs,
+            applied: &self.applied,
+            after_init: self.after_init,
+        })
+    }
+
+    /// The configuration the keeper would apply for d1 now.
+    fn config(&self, restricted: bool, recovery_mode: RecoveryMode) -> ConfigSet {
+        let d = &self.cd.dbs["d1"];
+        let recovery = match recovery_mode {
+            RecoveryMode::Standby => standby_recovery(&self.s, &self.cd, d).expect("standby recovery"),
+            _ => Default::default(),
+        };
+        ConfigSet {
+            parameters: db_parameters(&self.s, d, &self.local, true),
+            hba: db_hba(&self.s, &self.cd, d, restricted),
+            recovery,
+        }
+    }
+}
+
+fn has(p: &Plan, f: impl Fn(&Action) -> bool) -> bool {
+    p.actions.iter().any(f)
+}
+
+fn destructive(p: &Plan) -> bool {
+    has(p, |a| {
+        matches!(a, Action::RemovePgdata | Action::Initdb { .. } | Action::Resync(_) | Action::RestoreBackup { .. })
+    })
+}
+
+#[test]
+fn waits_until_the_keeper_is_in_cluster_data() {
+    let mut c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::New)),
+        local("", 0),
+        observed(DbRole::Undefined, false),
+    );
+    c.cd.keepers.remove("k1");
+    let p = c.plan();
+    assert!(p.actions.is_empty());
+    assert!(matches!(p.outcome, Outcome::Waiting(_)));
+}
+
+#[test]
+fn no_assigned_db_stops_postgres() {
+    let mut c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 3),
+        observed(DbRole::Master, true),
+    );
+    c.cd.dbs.clear();
+    let p = c.plan();
+    assert_eq!(p.actions, [Action::StopPostgres]);
+    assert!(matches!(p.outcome, Outcome::Waiting(_)));
+}
+
+#[test]
+fn a_different_boot_uuid_keeps_postgres_stopped() {
+    let mut c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 3),
+        observed(DbRole::Master, true),
+    );
+    c.boot = "boot-2".into();
+    let p = c.plan();
+    assert_eq!(p.actions, [Action::StopPostgres]);
+    assert!(matches!(p.outcome, Outcome::Waiting(ref r) if r.contains("boot UUID")));
+}
+
+#[test]
+fn init_new_runs_initdb_roles_then_replans() {
+    let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::New);
+    d1.spec.new_config = Some(NewConfig { locale: "C".into(), encoding: "UTF8".into(), data_checksums: true });
+    d1.spec.include_config = true;
+    let c = Case::new(cd_with(d1), local("", 0), observed(DbRole::Undefined, false));
+    let p = c.plan();
+    assert_eq!(p.outcome, Outcome::Replan);
+    let kinds: Vec<&str> = p
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::SaveDbState(s) if s.initializing && s.uid == "d1" => "save-initializing",
+            Action::SetRestrictedHba(false) => "unrestrict",
+            Action::StopPostgres => "stop",
+            Action::RemovePgdata => "remove",
+            Action::Initdb { locale, encoding, data_checksums: true } if locale == "C" && encoding == "UTF8" => {
+                "initdb"
+            }
+            Action::Start { temporary: true, config } if config.recovery.mode == RecoveryMode::None => "start-temp",
+            Action::WaitReady { .. } => "ready",
+            Action::CaptureInitParameters => "capture",
+            Action::CreateRoles => "roles",
+            Action::MarkInitialized => "initialized",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "save-initializing",
+            "unrestrict",
+            "stop",
+            "remove",
+            "initdb",
+            "start-temp",
+            "ready",
+            "capture",
+            "roles",
+            "stop",
+            "initialized"
+        ]
+    );
+}
+
+#[test]
+fn init_existing_keeps_the_data() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::Existing)),
+        local("", 0),
+        observed(DbRole::Master, false),
+    );
+    let p = c.plan();
+    assert_eq!(p.outcome, Outcome::Replan);
+    assert!(!destructive(&p));
+    assert!(has(&p, |a| matches!(a, Action::SaveDbState(s) if s.uid == "d1" && !s.initializing)));
+    assert!(!has(&p, |a| matches!(a, Action::CreateRoles | Action::CaptureInitParameters)));
+}
+
+#[test]
+fn init_pitr_restores_and_waits_for_recovery_end() {
+    let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::Pitr);
+    d1.spec.pitr_config = Some(PitrConfig { data_restore_command: "restore %d".into(), ..Default::default() });
+    let c = Case::new(cd_with(d1), local("", 0), observed(DbRole::Undefined, false));
+    let p = c.plan();
+    assert!(has(&p, |a| matches!(a, Action::RestoreBackup { command } if command == "restore %d")));
+    assert!(has(
+        &p,
+        |a| matches!(a, Action::Start { config, temporary: true } if config.recovery.mode == RecoveryMode::Recovery)
+    ));
+    assert!(has(&p, |a| matches!(a, Action::WaitRecoveryEnd { .. })));
+    // The head of a standby cluster restores into standby mode and does not wait for recovery to end.
+    let mut d1 = db("d1", "k1", DbRole::Standby, DbInitMode::Pitr);
+    d1.spec.follow_config = Some(FollowConfig {
+        follow_type: Some(FollowType::External),
+        standby_settings: Some(StandbySettings { primary_conninfo: "host=ext".into(), ..Default::default() }),
+        ..Default::default()
+    });
+    let mut cd = ClusterData::new_initial("c", ClusterSpec::default(), Timestamp::now());
+    cd.keepers = cd_with(db("x", "k9", DbRole::Master, DbInitMode::None)).keepers;
+    cd.dbs.insert("d1".into(), d1);
+    let p = Case::new(cd, local("", 0), observed(DbRole::Undefined, false)).plan();
+    assert!(has(&p, |a| matches!(a, Action::Start { config, .. } if config.recovery.mode == RecoveryMode::Standby
+        && config.recovery.parameters["primary_conninfo"] == "host=ext")));
+    assert!(!has(&p, |a| matches!(a, Action::WaitRecoveryEnd { .. })));
+}
+
+fn resync_case(use_pgrewind: bool) -> Case {
+    let mut d1 = db("d1", "k1", DbRole::Standby, DbInitMode::Resync);
+    d1.spec.use_pgrewind = use_pgrewind;
+    Case::new(cd_with(d1), local("old", 7), observed(DbRole::Master, false))
+}
+
+fn rewind_source(p: &Plan) -> Option<Option<(String, String)>> {
+    p.actions.iter().find_map(|a| match a {
+        Action::Resync(r) => Some(r.rewind_from.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn init_resync_tries_pg_rewind_only_when_it_can_work() {
+    let c = resync_case(true);
+    let p = c.plan();
+    assert_eq!(p.outcome, Outcome::Replan);
+    assert_eq!(rewind_source(&p), Some(Some(("10.0.0.9".into(), "5432".into()))));
+    let r =
+        p.actions.iter().find_map(|a| if let Action::Resync(r) = a { Some(r.clone()) } else { None }).expect("resync");
+    assert_eq!(r.slot, "stolon_d1");
+    assert_eq!(r.config.recovery.parameters["primary_slot_name"], "stolon_d1");
+    assert!(r.config.recovery.parameters["primary_conninfo"].contains("host='10.0.0.9'"));
+    assert_eq!(p.actions.last(), Some(&Action::MarkInitialized));
+    assert!(!has(&p, |a| matches!(a, Action::RemovePgdata)), "the resync itself decides what to delete");
+
+    assert_eq!(rewind_source(&resync_case(false).plan()), Some(None), "usePgrewind off");
+    let mut c = resync_case(true);
+    c.obs.system_id = Some("43".into());
+    assert_eq!(rewind_source(&c.plan()), Some(None), "another system id");
+    let mut c = resync_case(true);
+    c.obs = observed(DbRole::Undefined, false);
+    assert_eq!(rewind_source(&c.plan()), Some(None), "no data");
+    let mut c = resync_case(true);
+    c.s.su_auth = AuthMethod::Trust;
+    c.s.su_password = None;
+    assert_eq!(rewind_source(&c.plan()), Some(None), "no superuser password");
+    let mut c = resync_case(true);
+    c.cd.cluster.status.master.clear();
+    assert_eq!(rewind_source(&c.plan()), Some(None), "no master");
+    let mut c = resync_case(true);
+    c.cd.dbs.remove("d0");
+    assert!(matches!(c.plan().outcome, Outcome::Failed(_)), "followed DB missing");
+}
+
+#[test]
+fn init_mode_none_with_another_db_is_an_error_and_touches_nothing() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d9", 2),
+        observed(DbRole::Master, true),
+    );
+    let p = c.plan();
+    assert!(matches!(p.outcome, Outcome::Failed(ref r) if r.contains("init mode is none")));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn an_interrupted_init_is_wiped_first_but_not_within_the_same_pass() {
+    let mut l = local("d1", 0);
+    l.initializing = true;
+    let mut c =
+        Case::new(cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::Resync)), l, observed(DbRole::Standby, true));
+    c.cd.dbs.get_mut("d1").expect("d1").spec.use_pgrewind = true;
+    let p = c.plan();
+    assert_eq!(
+        &p.actions[..3],
+        [Action::StopPostgres, Action::RemovePgdata, Action::SaveDbState(DbLocalState::default())]
+    );
+    assert!(has(&p, |a| matches!(a, Action::Resync(_))));
+    assert_eq!(rewind_source(&p), Some(None), "wiped data cannot be rewound");
+    c.after_init = true;
+    let p = c.plan();
+    assert!(!has(&p, |a| matches!(a, Action::RemovePgdata)));
+}
+
+#[test]
+fn master_target_needs_initialized_data() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Undefined, false),
+    );
+    let p = c.plan();
+    assert!(matches!(p.outcome, Outcome::Failed(_)));
+    assert!(!destructive(&p));
+}
+
+#[test]
+fn stopped_master_starts_creates_slots_and_converges() {
+    let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::None);
+    d1.spec.followers = Some(vec!["d2".into(), "d1".into()]);
+    d1.spec.additional_replication_slots = Some(vec!["extra".into()]);
+    let c = Case::new(cd_with(d1), local("d1", 2), observed(DbRole::Master, false));
+    let p = c.plan();
+    assert_eq!(p.outcome, Outcome::Converged);
+    let cfg = c.config(false, RecoveryMode::None);
+    let wanted: BTreeSet<String> = ["stolon_d2".to_string(), "stolon_extra".to_string()].into();
+    assert_eq!(
+        p.actions,
+        [
+            Action::Start { config: cfg.clone(), temporary: false },
+            Action::WaitReady { timeout: Some(std::time::Duration::from_secs(60)) },
+            Action::RefreshSlots { wanted, must_succeed: true },
+            Action::CheckPendingRestart { automatic: false, config: cfg },
+            Action::SaveGeneration(3),
+        ]
+    );
+    assert_eq!(p.target_role, Some(DbRole::Master));
+}
+
+#[test]
+fn restart_protection_withholds_client_rules_until_sync_standbys_are_in_sync() {
+    let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::None);
+    d1.spec.synchronous_replication = true;
+    d1.spec.synchronous_standbys = Some(vec!["d2".into()]);
+    let c = Case::new(cd_with(d1), local("d1", 2), observed(DbRole::Master, false));
+    let p = c.plan();
+    assert_eq!(p.actions[0], Action::SetRestrictedHba(true));
+    let Action::Start { config, .. } = &p.actions[1] else { panic!("start expected: {p:?}") };
+    assert!(!config.hba.iter().any(|l| l.contains("all all")), "no client rules: {:?}", config.hba);
+    assert_eq!(config.parameters["synchronous_standby_names"], "stolon_d2");
+
+    // Running and restricted: kept while d2 is not in sync, lifted (with a reload) once it is.
+    let mut c = c;
+    c.obs = observed(DbRole::Master, true);
+    c.applied = Applied {
+        restricted_hba: true,
+        parameters: Some(c.config(true, RecoveryMode::None).parameters),
+        hba: Some(c.config(true, RecoveryMode::None).hba),
+        recovery: Some(Default::default()),
+    };
+    c.obs.in_sync_standbys = Some(vec![]);
+    let p = c.plan();
+    assert!(!has(&p, |a| matches!(a, Action::SetRestrictedHba(false) | Action::Reload { .. })));
+    c.obs.in_sync_standbys = Some(vec!["d2".into()]);
+    let p = c.plan();
+    assert!(has(&p, |a| matches!(a, Action::SetRestrictedHba(false))));
+    assert!(has(&p, |a| matches!(a, Action::Reload { config } if config.hba.iter().any(|l| l.contains("all all")))));
+}
+
+#[test]
+fn a_standby_assigned_master_is_promoted() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Standby, true),
+    );
+    let mut c = c;
+    c.applied.recovery = Some(Default::default());
+    let p = c.plan();
+    assert!(!has(&p, |a| matches!(a, Action::Start { .. })));
+    assert!(has(&p, |a| matches!(a, Action::Promote { config } if config.recovery.mode == RecoveryMode::None)));
+    // Stopped: started as the standby it is, then promoted (never started as a primary directly).
+    c.obs.running = false;
+    let p = c.plan();
+    let start = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Start { config, .. } if config.recovery.mode == RecoveryMode::Standby));
+    let promote = p.actions.iter().position(|a| matches!(a, Action::Promote { .. }));
+    assert!(start.is_some() && promote.is_some() && start < promote, "{p:?}");
+}
+
+#[test]
+fn a_master_is_never_demoted_in_place() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Master, true),
+    );
+    let p = c.plan();
+    assert!(matches!(p.outcome, Outcome::Failed(ref r) if r.contains("cannot move from master role to standby role")));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_stopped_standby_starts_following_its_db_and_drops_slots() {
+    let c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Standby, false),
+    );
+    let p = c.plan();
+    let cfg = c.config(false, RecoveryMode::Standby);
+    assert_eq!(p.actions[0], Action::Start { config: cfg.clone(), temporary: false });
+    let conninfo = &cfg.recovery.parameters["primary_conninfo"];
+    assert!(conninfo.contains("host='10.0.0.9'") && conninfo.contains("application_name='stolon_d1'"), "{conninfo}");
+    assert!(conninfo.contains("password='replpw'"));
+    assert!(has(&p, |a| matches!(a, Action::RefreshSlots { wanted, must_succeed: false } if wanted.is_empty())));
+    assert_eq!(p.outcome, Outcome::Converged);
+}
+
+#[test]
+fn a_running_standby_restarts_only_when_its_recovery_options_change() {
+    let mut c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Standby, true),
+    );
+    let cfg = c.config(false, RecoveryMode::Standby);
+    c.applied = Applied {
+        parameters: Some(cfg.parameters.clone()),
+        hba: Some(cfg.hba.clone()),
+        recovery: Some(cfg.recovery.clone()),
+        restricted_hba: false,
+    };
+    let p = c.plan();
+    assert!(!has(&p, |a| matches!(a, Action::Restart { .. } | Action::Reload { .. } | Action::Start { .. })));
+    // The followed DB moved: restart with the new primary_conninfo.
+    c.cd.dbs.get_mut("d0").expect("d0").status.listen_address = "10.0.0.8".into();
+    let p = c.plan();
+    assert!(has(
+        &p,
+        |a| matches!(a, Action::Restart { config } if config.recovery.parameters["primary_conninfo"].contains("10.0.0.8"))
+    ));
+}
+
+#[test]
+fn parameter_and_hba_changes_reload_and_restart_follows_the_spec() {
+    let mut c = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 2),
+        observed(DbRole::Master, true),
+    );
+    let cfg = c.config(false, RecoveryMode::None);
+    c.applied = Applied {
+        parameters: Some(cfg.parameters.clone()),
+        hba: Some(cfg.hba.clone()),
+        recovery: Some(Default::default()),
+        restricted_hba: false,
+    };
+    assert!(!has(&c.plan(), |a| matches!(a, Action::Reload { .. })));
+    c.cd.dbs.get_mut("d1").expect("d1").spec.pg_parameters.insert("work_mem".into(), "8MB".into());
+    let p = c.plan();
+    assert!(has(&p, |a| matches!(a, Action::Reload { config } if config.parameters["work_mem"] == "8MB")));
+    c.cd.dbs.get_mut("d1").expect("d1").spec.pg_parameters.clear();
+    c.cd.dbs.get_mut("d1").expect("d1").spec.pg_hba = Some(vec!["host all app 10.1.0.0/16 md5".into()]);
+    assert!(has(
+        &c.plan(),
+        |a| matches!(a, Action::Reload { config } if config.hba.last().is_some_and(|l| l.contains("app")))
+    ));
+    c.cd.cluster.spec.automatic_pg_restart = Some(true);
+    assert!(has(&c.plan(), |a| matches!(a, Action::CheckPendingRestart { automatic: true, .. })));
+}
+
+#[test]
+fn slots_are_diffed_without_touching_foreign_ones() {
+    let existing: BTreeSet<String> = ["stolon_a", "stolon_b", "other"].iter().map(|s| s.to_string()).collect();
+    let wanted: BTreeSet<String> = ["stolon_b", "stolon_c"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(slot_changes(&existing, &wanted), (vec!["stolon_a".to_string()], vec!["stolon_c".to_string()]));
+}
+
+#[test]
+fn timeline_branches() {
+    let followed = DbStatus {
+        timeline_id: 3,
+        timelines_history: vec![
+            PostgresTimelineHistory { timeline_id: 1, switch_point: 100, reason: String::new() },
+            PostgresTimelineHistory { timeline_id: 2, switch_point: 200, reason: String::new() },
+        ],
+        ..Default::default()
+    };
+    assert!(!different_timeline_branch(&followed, 3, 999));
+    assert!(different_timeline_branch(&followed, 4, 0));
+    assert!(!different_timeline_branch(&followed, 2, 150));
+    assert!(different_timeline_branch(&followed, 2, 250));
+    assert!(different_timeline_branch(&followed, 1, 101));
+}

@@ -310,9 +310,10 @@ fn init_resync_tries_pg_rewind_only_when_it_can_work() {
     c.obs = observed(DbRole::Undefined, false);
     assert_eq!(rewind_source(&c.plan()), Some(None), "no data");
     let mut c = resync_case(true);
-    c.s.su_auth = AuthMethod::Trust;
     c.s.su_password = None;
-    assert_eq!(rewind_source(&c.plan()), Some(None), "no superuser password");
+    assert_eq!(rewind_source(&c.plan()), Some(None), "md5 without a superuser password");
+    c.s.su_auth = AuthMethod::Trust;
+    assert!(matches!(rewind_source(&c.plan()), Some(Some(_))), "trust needs no password");
     let mut c = resync_case(true);
     c.cd.cluster.status.master.clear();
     assert_eq!(rewind_source(&c.plan()), Some(None), "no master");

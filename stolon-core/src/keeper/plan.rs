@@ -645,9 +645,9 @@ fn plan_init(input: &PlanInput<'_>, obs: &Observed, db: &Db, mut actions: Vec<Ac
                 Err(e) => return Plan::end(actions, Outcome::Failed(e)),
             };
             let master = cd.master_db();
+            // With trust auth pg_rewind needs no password (stolon silently disabled it: reference 10 item 19).
             let can_rewind = db.spec.use_pgrewind
-                && s.su_auth != AuthMethod::Trust
-                && s.su_password.as_deref().is_some_and(|p| !p.is_empty())
+                && (s.su_auth == AuthMethod::Trust || s.su_password.as_deref().is_some_and(|p| !p.is_empty()))
                 && obs.initialized
                 && master.is_some()
                 && obs.system_id.as_deref().is_some_and(|id| !id.is_empty() && id == followed.status.system_id);

@@ -11,6 +11,7 @@
 
 mod backend;
 mod config;
+pub mod consul;
 mod election;
 mod error;
 pub mod etcdv2;
@@ -91,10 +92,8 @@ pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
     config.validate()?;
     match config.backend {
         StoreBackend::EtcdV2 => Ok(Arc::new(etcdv2::EtcdV2Store::connect(config).await?)),
+        StoreBackend::Consul => Ok(Arc::new(consul::ConsulStore::connect(config).await?)),
         StoreBackend::EtcdV3 => Ok(Arc::new(etcdv3::EtcdV3Store::connect(config).await?)),
         StoreBackend::Kubernetes => Ok(Arc::new(kubernetes::KubeStore::connect(config).await?)),
-        other => Err(StoreError::Config(format!(
-            "store backend {other} is not implemented yet in this build (available: etcdv3)"
-        ))),
     }
 }

@@ -3,6 +3,7 @@
 //! Binaries are looked up in the environment (`ETCD_BIN`, ...) then in `PATH`; a missing binary is an
 //! error that says how to install it: tests never skip silently.
 
+mod consul;
 mod etcd;
 mod kube;
 mod postgres;
@@ -10,8 +11,9 @@ mod process;
 
 use std::net::TcpListener;
 
-pub use etcd::{EtcdFactory, EtcdServer};
 pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipped_rbac};
+pub use consul::{ConsulFactory, ConsulServer, LeaderlessConsul, consul_binary};
+pub use etcd::{EtcdFactory, EtcdServer};
 pub use postgres::{
     POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, chown_for_postgres, postgres_bin_dir, postgres_command,
     postgres_run_as,

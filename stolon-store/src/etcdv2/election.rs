@@ -33,7 +33,7 @@ pub(crate) async fn campaign(http: Arc<Http>, key: Key, candidate: &str, ttl_sec
         match kv::write(&http, create).await {
             Ok(node) => {
                 let held = Held { http, key, candidate: candidate.to_string(), ttl, index: node.modified_index };
-                return Ok(Leadership::spawn(candidate, move |resign| held.hold(sent + ttl, resign)));
+                return Ok(Leadership::spawn(candidate, move |resign| held.hold(sent, resign)));
             }
             Err(StoreError::Conflict { .. }) => wait_for_vacancy(&http, &key).await?,
             Err(e) => return Err(e),
@@ -83,16 +83,18 @@ struct Held {
 }
 
 impl Held {
-    /// Keeps the key until resigned or lost. `valid_until` is the TTL counted from the moment the last
-    /// acknowledged write was sent, so it never ends after the server could expire the key.
-    async fn hold(mut self, mut valid_until: Instant, mut resign: ResignSignal) -> StoreResult<LeadershipEnd> {
+    /// Keeps the key, created by a request sent at `created`, until resigned or lost. The key is trusted
+    /// until the TTL counted from the moment the last acknowledged write was sent, so the loss is never
+    /// declared after the server could expire the key.
+    async fn hold(mut self, created: Instant, mut resign: ResignSignal) -> StoreResult<LeadershipEnd> {
+        let mut valid_until = created + self.ttl;
         let mut watcher = AbortOnDrop(tokio::spawn(watch_own_key(
             self.http.clone(),
             self.key.clone(),
             self.candidate.clone(),
             self.index + 1,
         )));
-        let mut next = Instant::now() + self.ttl / 3;
+        let mut next = created + self.ttl / 3;
         loop {
             tokio::select! {
                 _ = resign.requested() => {

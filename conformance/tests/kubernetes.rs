@@ -42,7 +42,7 @@ fn main() {
         }
     };
     let dyn_factory: Arc<dyn StoreFactory> = factory.clone();
-    let mut trials = support::case_trials("kubernetes", dyn_factory, runtime.handle(), LIMITS);
+    let mut trials = Vec::new();
     let handle = runtime.handle().clone();
     let mut check = |name: &str, f: fn(Arc<KubeFactory>) -> futures::future::BoxFuture<'static, anyhow::Result<()>>| {
         let (factory, handle) = (factory.clone(), handle.clone());
@@ -50,6 +50,8 @@ fn main() {
             handle.block_on(f(factory)).map_err(|e| Failed::from(format!("{e:#}")))
         }));
     };
+    // The longest check first, so that it overlaps the others.
+    check("watch_outlives_server_side_timeout", |f| Box::pin(layout::watch_outlives_server_side_timeout(f)));
     check("stolon_layout", |f| Box::pin(layout::stolon_layout(f)));
     check("cas_across_leader_renewals", |f| Box::pin(layout::cas_across_leader_renewals(f)));
     check("create_only_next_to_leader_record", |f| Box::pin(layout::create_only_next_to_leader_record(f)));
@@ -58,6 +60,7 @@ fn main() {
     check("forbidden_names_verb_and_resource", |f| Box::pin(layout::forbidden_names_verb_and_resource(f)));
     check("missing_pod_name", |f| Box::pin(layout::missing_pod_name(f)));
     check("examples_dry_run", |f| Box::pin(examples::dry_run(f)));
+    trials.extend(support::case_trials("kubernetes", dyn_factory, runtime.handle(), LIMITS));
     let conclusion = libtest_mimic::run(&args, trials);
     drop(factory);
     drop(runtime);

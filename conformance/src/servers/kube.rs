@@ -75,6 +75,7 @@ impl KubeApiServer {
             bail!("scripts/start-kube-apiserver failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         let server = std::fs::read_to_string(dir.path().join("server"))?.trim().to_string();
+        reap_when_gone(&pids);
         Ok(KubeApiServer {
             dir,
             server,
@@ -194,6 +195,20 @@ pub fn shipped_rbac() -> anyhow::Result<(Role, RoleBinding)> {
     let role = of_kind("Role").context("rbac.yaml has no Role")?;
     let binding = of_kind("RoleBinding").context("rbac.yaml has no RoleBinding")?;
     Ok((serde_json::from_value(role)?, serde_json::from_value(binding)?))
+}
+
+/// The script's processes are detached from us: a watchdog kills them (apiserver first) if this test process
+/// dies without dropping the server (a killed or aborted test run).
+fn reap_when_gone(pids: &[i32]) {
+    let me = std::process::id();
+    let victims: Vec<String> = pids.iter().rev().map(i32::to_string).collect();
+    let script = format!("while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null", victims.join(" "));
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 fn kill(pid: i32) {

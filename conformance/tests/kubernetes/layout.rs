@@ -230,3 +230,19 @@ pub async fn missing_pod_name(f: Arc<KubeFactory>) -> anyhow::Result<()> {
     store.list_members(MemberKind::Keeper).await?;
     Ok(())
 }
+
+pub async fn watch_outlives_server_side_timeout(f: Arc<KubeFactory>) -> anyhow::Result<()> {
+    let store = f.open(&unique_cluster_name("watch-reopen")).await?;
+    let rev = store.put_cluster_data_cas(b"before", None).await?;
+    let mut watch = store.watch_cluster_data(Some(&rev)).await?;
+    // The API server ends each watch request after 30 s; the stream reopens it without the caller noticing.
+    match tokio::time::timeout(Duration::from_secs(40), watch.next()).await {
+        Err(_) => {}
+        Ok(other) => bail!("nothing changed, yet the watch yielded {other:?}"),
+    }
+    let rev2 = store.put_cluster_data_cas(b"after", Some(&rev)).await?;
+    match tokio::time::timeout(Duration::from_secs(10), watch.next()).await {
+        Ok(Some(Ok(WatchEvent::Put(d)))) if d.value == b"after" && d.revision == rev2 => Ok(()),
+        other => bail!("after the server-side timeout: expected the new write, got {other:?}"),
+    }
+}

@@ -22,7 +22,7 @@ use crate::{Document, Revision, StoreError, StoreResult, WatchEvent, WatchStream
 /// Server-side duration of one watch request, after which it is reopened transparently. It also bounds how
 /// long a silent stream is trusted: an API server that stops answering (without closing the connection) is
 /// reported once a watch outlives this plus the store timeout.
-const WATCH_SECONDS: u32 = 60;
+const WATCH_SECONDS: u32 = 30;
 
 type KubeStream = BoxStream<'static, Result<KubeEvent<ConfigMap>, kube::Error>>;
 

@@ -50,6 +50,7 @@ fn main() {
     check("stolon_layout_and_sessions", |s| Box::pin(stolon_layout_and_sessions(s)));
     check("wrong_token_is_an_auth_error", |_| Box::pin(wrong_token_is_an_auth_error()));
     check("no_leader_is_retried_then_reported", |_| Box::pin(no_leader_is_retried_then_reported()));
+    check("tls_with_ca_client_certificate_and_skip_verify", |_| Box::pin(tls_checks()));
     let conclusion = libtest_mimic::run(&args, trials);
     drop(factory);
     drop(runtime);
@@ -192,5 +193,108 @@ async fn no_leader_is_retried_then_reported() -> anyhow::Result<()> {
         other => bail!("expected an unavailable error naming the missing leader, got {other:?}"),
     }
     ensure!(took >= Duration::from_millis(1500), "gave up after {took:?}, before the 2 s store timeout");
+    Ok(())
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().context("running openssl")?;
+    ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"][..],
+            &["-subj", "/CN=stolon-test-ca"],
+        ]
+        .concat(),
+    )?;
+    for (name, ext) in
+        [("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")]
+    {
+        let subj = format!("/CN=stolon-test-{name}");
+        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        openssl(dir, &[&["req", "-new"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &subj][..]].concat())?;
+        std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n"))?;
+        let extfile = format!("{name}.ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// An HTTPS listener that requires client certificates: the CA file and a client certificate work, so does
+/// skipping verification; without the CA (system roots only) the handshake fails with a TLS error.
+async fn tls_checks() -> anyhow::Result<()> {
+    let certs = tempfile::Builder::new().prefix("stolon-consul-tls-").tempdir()?;
+    let d = certs.path().to_path_buf();
+    tokio::task::spawn_blocking({
+        let d = d.clone();
+        move || make_certificates(&d)
+    })
+    .await??;
+    let https_port = stolon_conformance::servers::free_port();
+    let p = |f: &str| d.join(f).display().to_string();
+    let hcl = vec![
+        format!("ports {{ https = {https_port} }}"),
+        format!(
+            "tls {{ https {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\", verify_incoming = true }} }}",
+            p("ca.pem"),
+            p("server.pem"),
+            p("server.key")
+        ),
+    ];
+    let server = tokio::task::spawn_blocking(move || ConsulServer::start_with_hcl(&hcl)).await??;
+    let endpoint = format!("https://127.0.0.1:{https_port}");
+    let config = |ca: bool, skip: bool| -> anyhow::Result<stolon_store::StoreConfig> {
+        let mut c = stolon_store::StoreConfig::new(stolon_store::StoreBackend::Consul, unique_cluster_name("tls"))
+            .with_endpoints(&endpoint)?;
+        c.timeout = support::TIMEOUT;
+        c.tls.ca_file = ca.then(|| d.join("ca.pem"));
+        c.tls.cert_file = Some(d.join("client.pem"));
+        c.tls.key_file = Some(d.join("client.key"));
+        c.tls.skip_verify = skip;
+        Ok(c)
+    };
+    let verified = stolon_store::connect(&config(true, false)?).await?;
+    let rev = verified.put_cluster_data_cas(b"tls", None).await.context("put over verified TLS")?;
+    ensure!(verified.get_cluster_data().await?.map(|d| d.revision) == Some(rev), "read back over TLS");
+    verified.set_member(MemberKind::Keeper, "k", b"x", Duration::from_secs(20)).await.context("session over TLS")?;
+    let skipping = stolon_store::connect(&config(false, true)?).await?;
+    skipping.get_cluster_data().await.context("read with --store-skip-tls-verify")?;
+    match stolon_store::connect(&config(false, false)?).await {
+        Err(StoreError::Config(msg)) if msg.contains("system CA") => {}
+        Err(e) => bail!("unexpected error without the CA: {e}"),
+        Ok(unverified) => match unverified.get_cluster_data().await {
+            Err(StoreError::Auth(msg)) if msg.contains("TLS") => {}
+            other => bail!("without the CA the handshake must fail with a TLS error, got {other:?}"),
+        },
+    }
+    drop(server);
     Ok(())
 }

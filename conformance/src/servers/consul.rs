@@ -80,6 +80,11 @@ impl ConsulServer {
         Self::launch_new(Mode { hcl: vec![acl], token: Some(management_token.to_string()), ..Mode::default() })
     }
 
+    /// Starts a dev agent with extra agent configuration (HCL), e.g. a TLS listener.
+    pub fn start_with_hcl(hcl: &[String]) -> anyhow::Result<ConsulServer> {
+        Self::launch_new(Mode { hcl: hcl.to_vec(), ..Mode::default() })
+    }
+
     fn launch_new(mode: Mode) -> anyhow::Result<ConsulServer> {
         let dir = tempfile::Builder::new().prefix("stolon-consul-").tempdir()?;
         let server = ConsulServer { dir, mode, endpoint: Mutex::new(String::new()), pid: Mutex::new(None) };

@@ -22,23 +22,26 @@ const SENTINEL: &str = env!("CARGO_BIN_EXE_stolon-sentinel");
 struct SentinelProc {
     child: Child,
     log: PathBuf,
+    metrics_port: u16,
 }
 
 impl SentinelProc {
     fn spawn(dir: &std::path::Path, n: usize, endpoint: &str, cluster: &str, spec: &std::path::Path) -> Self {
         let log = dir.join(format!("sentinel{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
+        let metrics_port = stolon_conformance::servers::free_port();
         let child = Command::new(SENTINEL)
             .args(["--cluster-name", cluster, "--store-backend", "etcdv3", "--store-endpoints", endpoint])
             .arg("--initial-cluster-spec")
             .arg(spec)
             .args(["--election-ttl", &format!("{}s", ELECTION_TTL.as_secs())])
+            .args(["--metrics-listen-address", &format!("127.0.0.1:{metrics_port}")])
             .env("RUST_LOG", "info,stolon_core::sentinel=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("stolon-sentinel starts");
-        SentinelProc { child, log }
+        SentinelProc { child, log, metrics_port }
     }
 
     fn log(&self) -> String {
@@ -54,6 +57,17 @@ impl SentinelProc {
             .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("uid=")).map(str::to_string))
             .collect();
         (uids, lines.len())
+    }
+
+    /// The value of an unlabelled metric from the sentinel's /metrics endpoint.
+    fn metric(&self, name: &str) -> Option<i64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
     }
 
     fn uid(&self) -> Option<String> {
@@ -174,6 +188,13 @@ async fn three_sentinels_one_writer_takeover_after_sigkill() {
     let (uids, _) = live[leader_idx].writes();
     assert_eq!(uids, BTreeSet::from([leader_uid.clone()]), "the writer is the elected leader");
     assert_eq!(live[leader_idx].uid().as_deref(), Some(leader_uid.as_str()));
+    // The metrics agree: one sentinel reports itself leader, all completed checks.
+    for (i, p) in live.iter().enumerate() {
+        let expected = i64::from(i == leader_idx);
+        assert_eq!(p.metric("stolon_sentinel_is_leader"), Some(expected), "is_leader of sentinel {i}");
+        assert_eq!(p.metric("stolon_sentinel_leader_count"), Some(expected), "leader_count of sentinel {i}");
+        assert!(p.metric("stolon_sentinel_last_cluster_check_success_seconds").is_some_and(|t| t > 0));
+    }
 
     // SIGKILL the leader: another sentinel is elected within the election TTL.
     let mut killed = procs[leader_idx].take().expect("leader process");

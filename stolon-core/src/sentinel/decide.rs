@@ -178,8 +178,9 @@ fn remove_dead_keepers(cd: &ClusterData, newcd: &mut ClusterData, now: Now) {
     let interval = cd.cluster.spec.dead_keeper_removal_interval();
     let Ok(interval) = chrono::Duration::from_std(interval) else { return };
     let now_wall = now.wall.as_datetime();
+    let hosting: std::collections::BTreeSet<&String> = cd.dbs.values().map(|db| &db.spec.keeper_uid).collect();
     newcd.keepers.retain(|uid, k| {
-        if cd.db_of_keeper(uid).is_some() {
+        if hosting.contains(uid) {
             return true;
         }
         let dead = k.status.last_healthy_time.as_datetime().checked_add_signed(interval).is_some_and(|t| now_wall > t);

@@ -240,6 +240,7 @@ pub fn update_keepers_status(
     hist.keeper_errors.retain(|uid, _| cd.keepers.contains_key(uid));
     hist.db_errors.retain(|uid, _| cd.dbs.contains_key(uid));
     hist.db_not_increasing.retain(|uid, _| cd.dbs.contains_key(uid));
-    hist.keeper_infos.retain(|uid, _| infos.values().any(|ki| &ki.uid == uid));
+    let published: std::collections::BTreeSet<&String> = infos.values().map(|ki| &ki.uid).collect();
+    hist.keeper_infos.retain(|uid, _| published.contains(uid));
     cd
 }

@@ -17,7 +17,8 @@ pub fn active_proxies(
     default_timeout: Duration,
     now: MonoTime,
 ) -> BTreeMap<String, ProxyInfo> {
-    hist.proxy_infos.retain(|uid, _| infos.values().any(|pi| &pi.uid == uid));
+    let published: std::collections::BTreeSet<&String> = infos.values().map(|pi| &pi.uid).collect();
+    hist.proxy_infos.retain(|uid, _| published.contains(uid));
     let mut active = BTreeMap::new();
     for pi in infos.values().filter(|pi| !pi.uid.is_empty()) {
         let timeout = pi.proxy_timeout.to_std().filter(|d| !d.is_zero()).unwrap_or(default_timeout);

@@ -94,10 +94,11 @@ pub(crate) fn balance(newcd: &mut ClusterData, master_uid: &str, counts: &Standb
     }
     // Saturating: stolon computed this in uint16 and wrapped around when the maximum was lowered.
     let wanted = max.saturating_sub(counts.good.len() + counts.converging);
+    let hosting: std::collections::BTreeSet<&String> = newcd.dbs.values().map(|db| &db.spec.keeper_uid).collect();
     let free: Vec<String> = newcd
         .keepers
         .values()
-        .filter(|k| k.status.healthy && newcd.db_of_keeper(&k.uid).is_none())
+        .filter(|k| k.status.healthy && !hosting.contains(&k.uid))
         .map(|k| k.uid.clone())
         .take(wanted)
         .collect();

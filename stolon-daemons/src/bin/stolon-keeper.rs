@@ -379,3 +379,48 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_syntax() {
+        assert!(valid_uid("keeper_1"));
+        assert!(!valid_uid("Keeper"));
+        assert!(!valid_uid("k-1"));
+        assert!(!valid_uid(""));
+    }
+
+    #[test]
+    fn password_rules() {
+        assert_eq!(password("su", AuthMethod::Trust, "", "").unwrap(), None);
+        assert!(password("su", AuthMethod::Trust, "x", "").unwrap_err().to_string().contains("trust"));
+        assert!(password("su", AuthMethod::Md5, "", "").unwrap_err().to_string().contains("--pg-su-password"));
+        assert!(password("repl", AuthMethod::Md5, "a", "/f").unwrap_err().to_string().contains("only one"));
+        assert_eq!(password("su", AuthMethod::Md5, "secret\r\n", "").unwrap().as_deref(), Some("secret"));
+        assert!(password("su", AuthMethod::Md5, "\n", "").unwrap_err().to_string().contains("empty"));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let got = password("repl", AuthMethod::Md5, "", &f.to_string_lossy()).unwrap();
+        assert_eq!(got.as_deref(), Some("from-file"));
+        let err = password("repl", AuthMethod::Md5, "", "/nonexistent/pw").unwrap_err().to_string();
+        assert!(err.contains("--pg-repl-passwordfile"), "{err}");
+    }
+
+    #[test]
+    fn flags_have_stolon_defaults() {
+        let cli = Cli::try_parse_from(["stolon-keeper"]).unwrap();
+        assert_eq!(cli.pg_port, 5432);
+        assert_eq!(cli.pg_repl_auth_method, "md5");
+        assert_eq!(cli.pg_su_auth_method, "md5");
+        assert!(cli.can_be_master && cli.can_be_synchronous_replica);
+        assert!(!cli.disable_data_dir_locking);
+        assert_eq!(cli.pg_os_user, "postgres");
+        let cli =
+            Cli::try_parse_from(["stolon-keeper", "--can-be-master=false", "--can-be-synchronous-replica", "false"])
+                .unwrap();
+        assert!(!cli.can_be_master && !cli.can_be_synchronous_replica);
+    }
+}

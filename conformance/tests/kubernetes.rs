@@ -16,14 +16,6 @@ use libtest_mimic::{Failed, Trial};
 use stolon_conformance::StoreFactory;
 use stolon_conformance::servers::{KubeApiServer, KubeFactory};
 
-/// The conformance case that stolon's layout cannot pass on Kubernetes.
-const LIMITS: &[support::KnownLimit] = &[support::KnownLimit {
-    case: "large_value",
-    error: "may not be more than 262144 bytes",
-    reason: "stolon keeps the cluster document in a ConfigMap annotation, and the API server limits all \
-             annotations of an object to 256 KiB together",
-}];
-
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let server = match KubeApiServer::start() {
@@ -60,7 +52,7 @@ fn main() {
     check("forbidden_names_verb_and_resource", |f| Box::pin(layout::forbidden_names_verb_and_resource(f)));
     check("missing_pod_name", |f| Box::pin(layout::missing_pod_name(f)));
     check("examples_dry_run", |f| Box::pin(examples::dry_run(f)));
-    trials.extend(support::case_trials("kubernetes", dyn_factory, runtime.handle(), LIMITS));
+    trials.extend(support::case_trials("kubernetes", dyn_factory, runtime.handle()));
     let conclusion = libtest_mimic::run(&args, trials);
     drop(factory);
     drop(runtime);

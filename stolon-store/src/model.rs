@@ -132,6 +132,10 @@ pub struct Capabilities {
     pub min_ttl: std::time::Duration,
     /// What a watch delivers.
     pub watch: WatchDelivery,
+    /// The largest cluster document the platform stores, when it is below 1 MiB (Kubernetes keeps it in an
+    /// annotation, limited to 256 KiB per object). Larger documents are refused with
+    /// [`crate::StoreError::InvalidData`].
+    pub max_document_size: Option<usize>,
 }
 
 /// What a backend's watch delivers.

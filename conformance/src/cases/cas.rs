@@ -92,13 +92,28 @@ async fn increment(store: Arc<dyn Store>, times: usize, deadline: tokio::time::I
 }
 
 pub(super) async fn large_value(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    const ONE_MIB: usize = 1024 * 1024;
     let store = ctx.store().await?;
+    let limit = store.capabilities().max_document_size;
+    let size = limit.map_or(ONE_MIB, |max| max.min(ONE_MIB));
     // JSON-safe bytes with a pattern that catches truncation and reordering.
-    let value: Vec<u8> = (0..1024 * 1024).map(|i: usize| b'a' + (i % 26) as u8).collect();
-    let rev = store.put_cluster_data_cas(&value, None).await.context("writing 1 MiB")?;
+    let value: Vec<u8> = (0..size).map(|i: usize| b'a' + (i % 26) as u8).collect();
+    let rev = store.put_cluster_data_cas(&value, None).await.with_context(|| format!("writing {size} bytes"))?;
     let doc = store.get_cluster_data().await?.context("document missing")?;
     ensure!(doc.value.len() == value.len(), "read {} bytes, wrote {}", doc.value.len(), value.len());
-    ensure!(doc.value == value, "1 MiB value corrupted");
+    ensure!(doc.value == value, "{size}-byte value corrupted");
     ensure!(doc.revision == rev, "revision mismatch");
+    // A backend that declares a smaller limit must refuse 1 MiB clearly and keep what it had.
+    if size < ONE_MIB {
+        let too_big = vec![b'z'; ONE_MIB];
+        match store.put_cluster_data_cas(&too_big, Some(&rev)).await {
+            Err(StoreError::InvalidData { .. }) => {}
+            other => {
+                bail!("a 1 MiB document above the declared limit of {size} bytes: expected invalid data, got {other:?}")
+            }
+        }
+        let doc = store.get_cluster_data().await?.context("document missing")?;
+        ensure!(doc.value == value, "a refused write changed the document");
+    }
     Ok(Outcome::Passed)
 }

@@ -81,7 +81,7 @@ pub fn all() -> Vec<Case> {
             "8 writers x 50 CAS increments with retry end at exactly 400",
             cas::lost_update_storm
         ),
-        case!("large_value", "a 1 MiB cluster document is stored intact", cas::large_value),
+        case!("large_value", "a 1 MiB document (or the declared maximum) is stored intact", cas::large_value),
         case!(
             "member_expiry_and_refresh",
             "member records live while refreshed and disappear with their owner",

@@ -22,7 +22,7 @@ pub fn run_suite(label: &str, make: impl FnOnce(Arc<EtcdServer>) -> EtcdFactory)
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let factory: Arc<dyn StoreFactory> = Arc::new(make(server.clone()));
-    let trials = case_trials(label, factory.clone(), runtime.handle(), &[]);
+    let trials = case_trials(label, factory.clone(), runtime.handle());
     let conclusion = libtest_mimic::run(&args, trials);
     drop(factory);
     drop(runtime);
@@ -30,43 +30,16 @@ pub fn run_suite(label: &str, make: impl FnOnce(Arc<EtcdServer>) -> EtcdFactory)
     conclusion.exit();
 }
 
-/// A case that cannot hold on a backend because of a platform limit: the case must fail, with an error
-/// containing `error`, for the documented `reason`.
-pub struct KnownLimit {
-    /// The case name.
-    pub case: &'static str,
-    /// Text the case's error must contain.
-    pub error: &'static str,
-    /// Why the case cannot hold.
-    pub reason: &'static str,
-}
-
-/// One test per conformance case, run on `handle` with stores from `factory`; a skipped case fails, and a
-/// case listed in `limits` passes only by failing with its known error.
-pub fn case_trials(
-    label: &str,
-    factory: Arc<dyn StoreFactory>,
-    handle: &tokio::runtime::Handle,
-    limits: &'static [KnownLimit],
-) -> Vec<Trial> {
+/// One test per conformance case, run on `handle` with stores from `factory`; a skipped case fails.
+pub fn case_trials(label: &str, factory: Arc<dyn StoreFactory>, handle: &tokio::runtime::Handle) -> Vec<Trial> {
     cases::all()
         .into_iter()
         .map(|case| {
             let (factory, handle) = (factory.clone(), handle.clone());
-            let limit = limits.iter().find(|l| l.case == case.name);
-            Trial::test(format!("{label}::{}", case.name), move || {
-                let res = handle.block_on(case.run(factory));
-                match (res, limit) {
-                    (Ok(Outcome::Passed), None) => Ok(()),
-                    (Err(e), Some(l)) if format!("{e:#}").contains(l.error) => Ok(()),
-                    (Ok(Outcome::Passed), Some(l)) => {
-                        Err(Failed::from(format!("passed despite the known limit ({}): update the test", l.reason)))
-                    }
-                    (Ok(Outcome::Skipped(why)), _) => {
-                        Err(Failed::from(format!("skipped in a run that owns its server: {why}")))
-                    }
-                    (Err(e), _) => Err(Failed::from(format!("{e:#}"))),
-                }
+            Trial::test(format!("{label}::{}", case.name), move || match handle.block_on(case.run(factory)) {
+                Ok(Outcome::Passed) => Ok(()),
+                Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped in a run that owns its server: {why}"))),
+                Err(e) => Err(Failed::from(format!("{e:#}"))),
             })
         })
         .collect()

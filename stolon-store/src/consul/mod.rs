@@ -96,7 +96,7 @@ impl Store for ConsulStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::Coalescing }
+        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::Coalescing, max_document_size: None }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

@@ -78,7 +78,7 @@ impl Store for EtcdV2Store {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::EveryChange }
+        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::EveryChange, max_document_size: None }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

@@ -20,6 +20,7 @@ pub(crate) fn map_err(err: etcd_client::Error, key: &str, endpoints: &str) -> St
         E::GRpcStatus(status) => classify(i32::from(status.code()), status.message(), key, endpoints),
         E::InvalidUri(e) => StoreError::Config(format!("--store-endpoints {endpoints}: {e}")),
         E::InvalidArgs(e) | E::EndpointError(e) => StoreError::Config(e),
+        E::LeaseKeepAliveError(e) if e.contains("not found") => StoreError::NotFound { key: key.to_string() },
         E::WatchError(e) | E::LeaseKeepAliveError(e) => unavailable(endpoints, &e),
         other => StoreError::Backend { key: key.to_string(), reason: other.to_string() },
     }

@@ -78,10 +78,18 @@ impl EtcdV3Store {
 
     async fn put_member_with_lease(&self, key: &str, value: &[u8], ttl_secs: i64) -> StoreResult<()> {
         let cached = self.member_leases.lock().await.get(key).copied();
-        if let Some((lease_id, cached_ttl)) = cached
-            && cached_ttl == ttl_secs
-            && lease::refresh_once(&self.conn, key, lease_id).await?
-        {
+        let alive = match cached {
+            Some((lease_id, cached_ttl)) if cached_ttl == ttl_secs => {
+                match lease::refresh_once(&self.conn, key, lease_id).await {
+                    Ok(alive) => alive.then_some(lease_id),
+                    // The lease expired (e.g. the owner paused longer than its TTL): grant a new one below.
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        if let Some(lease_id) = alive {
             let value = value.to_vec();
             let put = self
                 .conn
@@ -177,7 +185,12 @@ impl Store for EtcdV3Store {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::EveryChange }
+        Capabilities {
+            member_expiry: MemberExpiry::Ttl,
+            min_ttl: MIN_TTL,
+            watch: WatchDelivery::EveryChange,
+            max_document_size: None,
+        }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

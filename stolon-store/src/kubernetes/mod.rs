@@ -38,6 +38,10 @@ use crate::{
 };
 use errors::Op;
 
+/// The largest cluster document guaranteed to fit: the API server limits all annotations of an object to
+/// 256 KiB together, and the ConfigMap also carries the leader record (a few hundred bytes).
+pub const MAX_DOCUMENT_SIZE: usize = 252 * 1024;
+
 /// Leader leases are whole seconds, and the renew deadline is two thirds of the lease: below 3 s too little
 /// room is left for API server latency. TTLs are rounded up to this.
 pub const MIN_TTL: Duration = Duration::from_secs(3);
@@ -114,7 +118,12 @@ impl Store for KubeStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::OwnerDeleted, min_ttl: MIN_TTL, watch: WatchDelivery::EveryChange }
+        Capabilities {
+            member_expiry: MemberExpiry::OwnerDeleted,
+            min_ttl: MIN_TTL,
+            watch: WatchDelivery::EveryChange,
+            max_document_size: Some(MAX_DOCUMENT_SIZE),
+        }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

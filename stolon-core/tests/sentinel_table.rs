@@ -869,3 +869,59 @@ fn unreadable_cluster_data_is_refused() {
     let d = decide(&cd, &BTreeMap::new(), &BTreeMap::new(), &Histories::new_term(), now(), &mut OsEntropy);
     assert!(matches!(d, Err(DecideError::InvalidSpec(_))));
 }
+
+// ---- Other init modes ----
+
+#[test]
+fn init_existing_uses_the_named_keeper_once_it_is_known() {
+    let mut cd = init_cluster(&["keeper1"]);
+    cd.cluster.spec.init_mode = Some(ClusterInitMode::Existing);
+    cd.cluster.spec.existing_config = Some(ExistingConfig { keeper_uid: "keeper2".into() });
+    assert_eq!(run(&cd).unwrap_err(), DecideError::ExistingKeeperMissing("keeper2".into()));
+    cd.keepers.insert("keeper2".into(), keeper("keeper2", true));
+    let got = run(&cd).unwrap();
+    let db = &got.dbs["db1"];
+    assert_eq!(db.spec.keeper_uid, "keeper2");
+    assert_eq!(db.spec.init_mode, Some(DbInitMode::Existing));
+    assert_eq!(got.cluster.status.master, "db1");
+    // Not converged yet: it waits instead of trying another keeper.
+    let waited = run(&got).unwrap();
+    assert_eq!(waited.cluster.status.master, "db1");
+    assert_eq!(waited.cluster.status.phase, Some(ClusterPhase::Initializing));
+}
+
+#[test]
+fn init_pitr_of_a_standby_cluster_follows_the_external_primary() {
+    let mut cd = init_cluster(&["keeper1"]);
+    cd.cluster.spec.init_mode = Some(ClusterInitMode::Pitr);
+    cd.cluster.spec.role = Some(ClusterRole::Standby);
+    cd.cluster.spec.pitr_config = Some(PitrConfig { data_restore_command: "restore %d".into(), ..Default::default() });
+    cd.cluster.spec.standby_config = Some(StandbyConfig {
+        standby_settings: Some(StandbySettings { primary_conninfo: "host=ext".into(), ..Default::default() }),
+        archive_recovery_settings: None,
+    });
+    let got = run(&cd).unwrap();
+    let db = &got.dbs["db1"];
+    assert_eq!(db.spec.init_mode, Some(DbInitMode::Pitr));
+    assert_eq!(db.spec.role, Some(DbRole::Standby));
+    let fc = db.spec.follow_config.as_ref().unwrap();
+    assert_eq!(fc.follow_type, Some(FollowType::External));
+    assert_eq!(fc.standby_settings.as_ref().unwrap().primary_conninfo, "host=ext");
+    assert_eq!(db.spec.pitr_config.as_ref().unwrap().data_restore_command, "restore %d");
+    // pitr has no init timeout: an unconverged DB is never given up.
+    let waited = run(&got).unwrap();
+    assert_eq!(waited.cluster.status.master, "db1");
+}
+
+#[test]
+fn promote_of_a_standby_cluster_makes_the_head_master() {
+    let mut cd = normal(2, 1);
+    let m = dbm(&mut cd, "db1");
+    m.spec.role = Some(DbRole::Standby);
+    m.spec.follow_config = Some(FollowConfig { follow_type: Some(FollowType::External), ..FollowConfig::default() });
+    // The spec role is master again (stolonctl promote): the head becomes master on this pass.
+    let got = run(&cd).unwrap();
+    assert_eq!(got.dbs["db1"].spec.role, Some(DbRole::Master));
+    assert_eq!(got.dbs["db1"].spec.follow_config, None);
+    assert_eq!(got.dbs["db1"].generation, 2);
+}

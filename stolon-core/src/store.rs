@@ -63,10 +63,36 @@ pub struct VersionedClusterData {
     pub revision: Revision,
 }
 
+/// A member info that names its owner (the key of [`Infos::valid`]).
+pub trait MemberInfo: DeserializeOwned {
+    /// The owner's UID as written in the info.
+    fn member_uid(&self) -> &str;
+}
+
+impl MemberInfo for KeeperInfo {
+    fn member_uid(&self) -> &str {
+        &self.uid
+    }
+}
+
+impl MemberInfo for SentinelInfo {
+    fn member_uid(&self) -> &str {
+        &self.uid
+    }
+}
+
+impl MemberInfo for ProxyInfo {
+    fn member_uid(&self) -> &str {
+        &self.uid
+    }
+}
+
 /// Member infos of one kind, decoded; records that could not be decoded are reported, not dropped silently.
 #[derive(Debug, Clone)]
 pub struct Infos<T> {
-    /// Decoded infos by member id.
+    /// Decoded infos by the UID they carry (on Kubernetes the record's id is the pod name, so the UID in the
+    /// info is what identifies a keeper, sentinel or proxy, as in stolon; a record without a UID is listed
+    /// under its record id).
     pub valid: BTreeMap<String, T>,
     /// Member ids whose record could not be decoded, with the reason.
     pub invalid: Vec<(String, String)>,
@@ -167,7 +193,7 @@ impl ClusterStore {
         Ok(self.store.set_member(kind, id, &bytes, ttl).await?)
     }
 
-    async fn members<T: DeserializeOwned>(
+    async fn members<T: MemberInfo>(
         &self,
         kind: MemberKind,
         what: &'static str,
@@ -176,7 +202,11 @@ impl ClusterStore {
         for record in self.store.list_members(kind).await? {
             match decode_json::<T>(what, &record.value) {
                 Ok(info) => {
-                    infos.valid.insert(record.id, info);
+                    let uid = match info.member_uid() {
+                        "" => record.id,
+                        uid => uid.to_string(),
+                    };
+                    infos.valid.insert(uid, info);
                 }
                 Err(e) => {
                     tracing::warn!(kind = %kind, id = %record.id, error = %e, "ignoring undecodable member record");

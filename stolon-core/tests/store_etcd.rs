@@ -94,4 +94,9 @@ async fn infos_round_trip_and_bad_records_are_reported() {
     let proxies = store.proxy_infos().await.unwrap();
     assert_eq!(proxies.valid["p1"].generation, 3);
     assert_eq!(proxies.valid["p1"], proxy);
+
+    // Infos are keyed by the UID they carry, not by the record id (on Kubernetes the record id is the pod).
+    raw.set_member(stolon_store::MemberKind::Sentinel, "pod-7", br#"{"UID":"s7"}"#, ttl).await.unwrap();
+    let sentinels = store.sentinel_infos().await.unwrap();
+    assert!(sentinels.valid.contains_key("s7") && !sentinels.valid.contains_key("pod-7"), "{:?}", sentinels.valid);
 }

@@ -242,6 +242,28 @@ async fn three_sentinels_one_writer_takeover_after_sigkill() {
         }
     }
 
+    // A store outage: nothing is written blind, and the survivors carry on once etcd is back.
+    let settled_again = wait_for("the cluster to settle on the new master", Duration::from_secs(40), async || {
+        read(&store)
+            .await
+            .filter(|cd| cd.cluster.status.master == standby_uid && cd.proxy.spec.master_db_uid == standby_uid)
+    })
+    .await;
+    etcd.stop().expect("stop etcd");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during_outage: usize = writers(&survivors).values().sum();
+    etcd.restart().expect("restart etcd");
+    wait_for("a write after the outage", Duration::from_secs(40), async || {
+        (writers(&survivors).values().sum::<usize>() > during_outage).then_some(())
+    })
+    .await;
+    let after_outage = read(&store).await.expect("cluster data after the outage");
+    assert_eq!(after_outage.cluster.uid, settled_again.cluster.uid);
+    assert_eq!(after_outage.cluster.status.master, standby_uid, "no decision from the outage itself");
+    for p in &survivors {
+        assert!(p.log().lines().all(|l| !l.contains("panicked")), "no panic:\n{}", p.log());
+    }
+
     // SIGTERM: the survivors resign and exit cleanly.
     keepers.abort();
     for p in procs.iter_mut().flatten() {

@@ -74,6 +74,18 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The store configuration of a daemon (keeper, sentinel, proxy): like [`CommonArgs::store_config`],
+    /// with the pod name from `POD_NAME`, which the Kubernetes backend requires (the daemon publishes its
+    /// status on its own pod).
+    pub fn daemon_store_config(&self) -> Result<StoreConfig, StoreError> {
+        let pod_name = std::env::var("POD_NAME").ok().filter(|p| !p.is_empty());
+        let config = self.store_config(KubeConfig { pod_name, ..KubeConfig::default() })?;
+        if config.backend == StoreBackend::Kubernetes {
+            stolon_core::stolon_store::kubernetes::require_pod_name(&config)?;
+        }
+        Ok(config)
+    }
+
     /// Checks the flags and builds the store configuration. `kube` carries the stolonctl-only Kubernetes
     /// flags and `POD_NAME` for daemons.
     pub fn store_config(&self, kube: KubeConfig) -> Result<StoreConfig, StoreError> {

@@ -317,10 +317,7 @@ fn register_metrics(registry: &mut Registry, m: Arc<KeeperMetrics>) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store_config = cli.common.store_config(stolon_core::stolon_store::KubeConfig {
-        pod_name: std::env::var("POD_NAME").ok(),
-        ..Default::default()
-    })?;
+    let store_config = cli.common.daemon_store_config()?;
     let prepared = prepare(&cli)?;
     let keeper_metrics = Arc::new(KeeperMetrics::default());
     let mut metrics_task = None;

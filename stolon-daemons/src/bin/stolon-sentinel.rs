@@ -89,7 +89,7 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> {
-    let config = cli.common.store_config(Default::default()).map_err(|e| e.to_string())?;
+    let config = cli.common.daemon_store_config().map_err(|e| e.to_string())?;
     let store = stolon_core::stolon_store::connect(&config).await.map_err(|e| e.to_string())?;
     let mut sentinel_config = SentinelConfig::new(initial_spec);
     sentinel_config.election_ttl = cli.election_ttl.unwrap_or(ELECTION_TTL);

@@ -197,17 +197,14 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut cancel: watch::R
             }
         };
         let _ = server.set_nodelay(true);
-        let _ = copy_both_ways(&mut client, &mut server).await;
+        let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, COPY_BUFFER_SIZE, COPY_BUFFER_SIZE)
+            .await;
     };
     tokio::select! {
         biased;
         () = ended => {}
         () = work => {}
     }
-}
-
-async fn copy_both_ways(client: &mut TcpStream, server: &mut TcpStream) -> std::io::Result<()> {
-    tokio::io::copy_bidirectional_with_sizes(client, server, COPY_BUFFER_SIZE, COPY_BUFFER_SIZE).await.map(|_| ())
 }
 
 #[cfg(test)]

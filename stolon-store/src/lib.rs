@@ -19,6 +19,7 @@ pub mod etcdv3;
 pub mod kubernetes;
 mod model;
 mod timeout;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use stolon_core::cluster::new_uid;
 use stolon_core::proxy::{Keepalive, ProxyConfig, ProxyStats};
-use stolon_core::stolon_store::{self, KubeConfig};
+use stolon_core::stolon_store;
 use stolon_core::store::ClusterStore;
 use stolon_daemons::{common::CommonArgs, env, logging, metrics};
 
@@ -137,8 +137,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(cli: Cli, listen: SocketAddr) -> ExitCode {
-    let kube = KubeConfig { pod_name: std::env::var("POD_NAME").ok(), ..KubeConfig::default() };
-    let config = match cli.common.store_config(kube) {
+    let config = match cli.common.daemon_store_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("stolon-proxy: {e}");

@@ -15,7 +15,7 @@ use rs_consul::{Consul, ConsulBuilder, HttpsClient};
 use tokio::time::Instant;
 
 use super::errors::{self, Fail};
-use super::tls;
+use crate::tls;
 use crate::{Scheme, StoreConfig, StoreError, StoreResult};
 
 /// The environment variable Consul's own tools read the ACL token from.

@@ -17,7 +17,6 @@ mod keys;
 mod kv;
 mod members;
 mod session;
-mod tls;
 mod watch;
 
 use std::sync::Arc;
@@ -96,7 +95,12 @@ impl Store for ConsulStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::Coalescing, max_document_size: None }
+        Capabilities {
+            member_expiry: MemberExpiry::Ttl,
+            min_ttl: MIN_TTL,
+            watch: WatchDelivery::Coalescing,
+            max_document_size: None,
+        }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

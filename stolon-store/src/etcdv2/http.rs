@@ -15,8 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
-use super::{errors, tls};
+use super::errors;
 use crate::timeout::bounded;
+use crate::tls;
 use crate::{StoreConfig, StoreError, StoreResult};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;

@@ -10,7 +10,6 @@ mod errors;
 mod http;
 mod kv;
 mod members;
-mod tls;
 mod watch;
 
 use std::sync::Arc;
@@ -78,7 +77,12 @@ impl Store for EtcdV2Store {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { member_expiry: MemberExpiry::Ttl, min_ttl: MIN_TTL, watch: WatchDelivery::EveryChange, max_document_size: None }
+        Capabilities {
+            member_expiry: MemberExpiry::Ttl,
+            min_ttl: MIN_TTL,
+            watch: WatchDelivery::EveryChange,
+            max_document_size: None,
+        }
     }
 
     async fn get_cluster_data(&self) -> StoreResult<Option<Document>> {

@@ -1,5 +1,5 @@
-//! The rustls client configuration of the etcd v2 transport, with ring as the explicit crypto provider (no
-//! process-wide default is installed or needed).
+//! The rustls client configuration of the HTTP backends (etcd v2, Consul), with ring as the explicit crypto
+//! provider: no second crypto stack, and no process-wide default is installed or needed.
 
 use std::sync::Arc;
 

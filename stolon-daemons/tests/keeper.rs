@@ -674,3 +674,30 @@ async fn bad_input_is_a_clear_error_naming_the_flag_or_path() -> R<()> {
     first.terminate()?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_pg_port_is_a_clear_error_retried_without_deleting_anything() -> R<()> {
+    let h = Harness::new("busy-port").await?;
+    let mut cd = h.init_cluster(spec(false)).await?;
+    let mut k = h.keeper("kp")?;
+    // Something else listens on the keeper's --pg-port before the keeper is assigned a DB.
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", k.port))?;
+    h.register_keeper(&mut cd, "kp").await?;
+    cd.dbs.insert("dp".into(), master_db("dp", "kp", DbInitMode::New, &cd));
+    cd.cluster.status.master = "dp".into();
+    h.put(&cd).await?;
+    let want = format!("PostgreSQL could not listen on 127.0.0.1:{} (--pg-port): address already in use", k.port);
+    // Logged on every pass (sleepInterval 1s): wait for two occurrences.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while k.log_text().matches(&want).count() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = k.log_text();
+    assert!(log.matches(&want).count() >= 2, "expected {want:?} on each pass in:\n{}", tail(&log, 40));
+    assert!(!log.contains("panicked"), "{}", tail(&log, 40));
+    let child = k.child.as_mut().ok_or_else(|| anyhow::anyhow!("keeper not started"))?;
+    assert!(child.try_wait()?.is_none(), "the keeper must keep running");
+    assert!(k.data_dir.join("keeperstate").exists(), "data dir {} was deleted", k.data_dir.display());
+    k.terminate()?;
+    Ok(())
+}

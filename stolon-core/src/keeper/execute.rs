@@ -41,6 +41,10 @@ pub struct Executor {
 impl Executor {
     /// Executes every action of `plan` in order; the first failure stops and is returned.
     pub async fn execute(&mut self, plan: &Plan, cd: &ClusterData) -> PgResult<()> {
+        // A busy port stops the plan before it touches PGDATA (no initdb, no removal of a half-initialised one).
+        if plan.actions.iter().any(|a| matches!(a, Action::Start { .. })) && !self.pg.is_running().await? {
+            check_port_free(&self.settings.listen_address, self.settings.port)?;
+        }
         for action in &plan.actions {
             tracing::debug!(action = ?action, "executing");
             self.step(action, cd).await?;
@@ -166,7 +170,17 @@ impl Executor {
         let target = if temporary { ConfTarget::Temporary } else { ConfTarget::Main };
         let path =
             write_config_files(pgdata, target, &config.parameters, &config.recovery, &config.hba, self.pg.os_user())?;
-        self.pg.start(temporary.then_some(path.as_path())).await?;
+        let (address, port) = (&self.settings.listen_address, self.settings.port);
+        check_port_free(address, port)?;
+        self.pg.start(temporary.then_some(path.as_path())).await.map_err(|e| match e {
+            PgError::Command { ref program, ref output, .. }
+                if program == "postgres"
+                    && (output.contains("could not bind") || output.contains("already in use")) =>
+            {
+                PgError::PortInUse { address: address.clone(), port }
+            }
+            e => e,
+        })?;
         self.applied.parameters = Some(config.parameters.clone());
         self.applied.hba = Some(config.hba.clone());
         self.applied.recovery = Some(config.recovery.clone());
@@ -322,6 +336,22 @@ pub fn expand_restore_command(command: &str, pgdata: &str) -> String {
     out
 }
 
+/// Fails with [`PgError::PortInUse`] when another process listens on one of PostgreSQL's listen addresses at
+/// `port` (`*` is checked as `0.0.0.0`; host names are left to PostgreSQL). Racy on its own: the postmaster's
+/// bind failure is mapped to the same error.
+fn check_port_free(listen_addresses: &str, port: u16) -> PgResult<()> {
+    for a in listen_addresses.split(',').map(str::trim) {
+        let ip = if a == "*" { Ok(std::net::IpAddr::from([0, 0, 0, 0])) } else { a.parse::<std::net::IpAddr>() };
+        let Ok(ip) = ip else { continue };
+        if let Err(e) = std::net::TcpListener::bind((ip, port)) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(PgError::PortInUse { address: a.to_string(), port });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +359,19 @@ mod tests {
     #[test]
     fn restore_command_expansion() {
         assert_eq!(expand_restore_command("tar -C %d -xf b.tar # 100%% %x", "/p"), "tar -C /p -xf b.tar # 100% %x");
+    }
+
+    #[test]
+    fn busy_port_is_reported_with_address_and_port() -> Result<(), Box<dyn std::error::Error>> {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = busy.local_addr()?.port();
+        let err = check_port_free("localhost, 127.0.0.1", port).expect_err("port is busy");
+        assert_eq!(
+            err.to_string(),
+            format!("PostgreSQL could not listen on 127.0.0.1:{port} (--pg-port): address already in use")
+        );
+        drop(busy);
+        check_port_free("127.0.0.1", port)?;
+        Ok(())
     }
 }

@@ -53,6 +53,14 @@ pub enum PgError {
     /// The instance is in a state where the operation is not allowed.
     #[error("{0}")]
     State(String),
+    /// Another process already listens on PostgreSQL's address and port.
+    #[error("PostgreSQL could not listen on {address}:{port} (--pg-port): address already in use")]
+    PortInUse {
+        /// `--pg-listen-address`.
+        address: String,
+        /// `--pg-port`.
+        port: u16,
+    },
     /// Output of a program or a file had an unexpected format.
     #[error("unexpected {what}: {detail}")]
     Parse {

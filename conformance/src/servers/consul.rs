@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use stolon_store::{Store, StoreBackend, StoreConfig, StoreResult};
 
-use crate::{ConfigFactory, PrivateServer, ServerControl, StoreFactory};
+use super::BlockingControl;
+use crate::{ConfigFactory, PrivateServer, StoreFactory};
 
 /// The repository's `scripts/` directory.
 fn scripts_dir() -> PathBuf {
@@ -265,27 +266,16 @@ impl StoreFactory for ConsulFactory {
             Ok(Ok(server)) => {
                 let server = Arc::new(server);
                 Ok(PrivateServer {
-                    control: Box::new(ConsulControl(server.clone())),
+                    control: Box::new(BlockingControl {
+                        server: server.clone(),
+                        stop: ConsulServer::stop,
+                        start: ConsulServer::restart,
+                    }),
                     factory: Arc::new(ConsulFactory::new(server, timeout)),
                 })
             }
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.into()),
         })
-    }
-}
-
-struct ConsulControl(Arc<ConsulServer>);
-
-#[async_trait]
-impl ServerControl for ConsulControl {
-    async fn stop(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.stop()).await?
-    }
-
-    async fn start(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.restart()).await?
     }
 }

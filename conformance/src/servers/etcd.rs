@@ -11,9 +11,10 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use stolon_store::{Store, StoreBackend, StoreConfig, StoreResult};
 
+use super::BlockingControl;
 use super::free_port;
 use super::process::{find_binary, log_tail, spawn_logged};
-use crate::{ConfigFactory, PrivateServer, ServerControl, StoreFactory};
+use crate::{ConfigFactory, PrivateServer, StoreFactory};
 
 /// A single-member etcd on loopback, stopped when dropped.
 pub struct EtcdServer {
@@ -162,27 +163,16 @@ impl StoreFactory for EtcdFactory {
             Ok(Ok(server)) => {
                 let server = Arc::new(server);
                 Ok(PrivateServer {
-                    control: Box::new(EtcdControl(server.clone())),
+                    control: Box::new(BlockingControl {
+                        server: server.clone(),
+                        stop: EtcdServer::stop,
+                        start: EtcdServer::restart,
+                    }),
                     factory: Arc::new(EtcdFactory::new(server, backend, timeout)),
                 })
             }
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.into()),
         })
-    }
-}
-
-struct EtcdControl(Arc<EtcdServer>);
-
-#[async_trait]
-impl ServerControl for EtcdControl {
-    async fn stop(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.stop()).await?
-    }
-
-    async fn start(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.restart()).await?
     }
 }

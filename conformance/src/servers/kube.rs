@@ -18,8 +18,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use stolon_store::{KubeConfig, MemberKind, Store, StoreBackend, StoreConfig, StoreError, StoreResult};
 
+use super::BlockingControl;
 use super::process::{log_tail, spawn_logged};
-use crate::{PrivateServer, ServerControl, StoreFactory};
+use crate::{PrivateServer, StoreFactory};
 
 /// The RBAC manifest we ship; the tests grant exactly its Role to the `stolon-test` user.
 pub const RBAC_MANIFEST: &str = include_str!("../../../examples/kubernetes/rbac.yaml");
@@ -370,25 +371,16 @@ impl StoreFactory for KubeFactory {
             async move {
                 let server = Arc::new(tokio::task::spawn_blocking(KubeApiServer::start).await??);
                 let factory = KubeFactory::new(server.clone(), timeout).await?;
-                Ok(PrivateServer { control: Box::new(KubeControl(server)), factory: Arc::new(factory) })
+                Ok(PrivateServer {
+                    control: Box::new(BlockingControl {
+                        server,
+                        stop: KubeApiServer::stop_apiserver,
+                        start: KubeApiServer::start_apiserver,
+                    }),
+                    factory: Arc::new(factory),
+                })
             }
             .await,
         )
-    }
-}
-
-/// Stops and starts the API server of a private control plane (etcd keeps running).
-struct KubeControl(Arc<KubeApiServer>);
-
-#[async_trait]
-impl ServerControl for KubeControl {
-    async fn stop(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.stop_apiserver()).await?
-    }
-
-    async fn start(&self) -> anyhow::Result<()> {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.start_apiserver()).await?
     }
 }

@@ -28,3 +28,24 @@ pub fn free_port() -> u16 {
 pub fn closed_port() -> u16 {
     free_port()
 }
+
+/// Adapts a test server's blocking stop and start functions to [`crate::ServerControl`], running them on
+/// tokio's blocking pool.
+pub(crate) struct BlockingControl<S> {
+    pub(crate) server: std::sync::Arc<S>,
+    pub(crate) stop: fn(&S) -> anyhow::Result<()>,
+    pub(crate) start: fn(&S) -> anyhow::Result<()>,
+}
+
+#[async_trait::async_trait]
+impl<S: Send + Sync + 'static> crate::ServerControl for BlockingControl<S> {
+    async fn stop(&self) -> anyhow::Result<()> {
+        let (server, stop) = (self.server.clone(), self.stop);
+        tokio::task::spawn_blocking(move || stop(&server)).await?
+    }
+
+    async fn start(&self) -> anyhow::Result<()> {
+        let (server, start) = (self.server.clone(), self.start);
+        tokio::task::spawn_blocking(move || start(&server)).await?
+    }
+}

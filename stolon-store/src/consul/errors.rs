@@ -31,26 +31,11 @@ pub(crate) fn no_leader(endpoint: &str, waited: Duration) -> StoreError {
 
 /// A transport failure (connection refused, reset, TLS handshake, body read).
 pub(crate) fn transport(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> StoreError {
-    let reason = chain(err);
+    let reason = crate::error::error_chain(err);
     if reason.contains("certificate") || reason.contains("tls") || reason.contains("TLS") {
         return StoreError::Auth(format!("TLS failure talking to Consul at {endpoint}: {reason}"));
     }
     StoreError::Unavailable { endpoints: endpoint.to_string(), reason }
-}
-
-/// An error with its sources, `a: b: c`.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
 }
 
 /// Maps a non-success HTTP answer of Consul on `key`.

@@ -94,7 +94,7 @@ pub(crate) fn from_response(status: u16, body: &[u8], key: &str, endpoint: &str)
 
 /// The store error for a request that got no HTTP answer from `endpoint`.
 pub(crate) fn from_transport(err: &hyper_util::client::legacy::Error, endpoint: &str) -> StoreError {
-    let chain = error_chain(err);
+    let chain = crate::error::error_chain(err);
     if is_tls_failure(err) {
         return StoreError::Auth(format!("TLS with etcd at {endpoint} failed: {chain}"));
     }
@@ -116,21 +116,6 @@ fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
         cur = e.source();
     }
     false
-}
-
-/// The error and its causes, joined with `: `.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
 }
 
 /// At most 200 characters of a body, for error messages.

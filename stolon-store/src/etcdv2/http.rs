@@ -257,7 +257,7 @@ pub(crate) async fn read_body(resp: Response<Incoming>, key: &str, endpoint: &st
         Ok(body) => Ok(body.to_bytes()),
         Err(e) => Err(StoreError::Unavailable {
             endpoints: endpoint.to_string(),
-            reason: format!("reading the answer for {key}: {}", errors::error_chain(&e)),
+            reason: format!("reading the answer for {key}: {}", crate::error::error_chain(&e)),
         }),
     }
 }

@@ -132,6 +132,11 @@ impl ConsulServer {
         self.dir.path().join("consul.log")
     }
 
+    /// The agent's pid while it runs (to freeze it with SIGSTOP).
+    pub fn pid(&self) -> Option<i32> {
+        *self.pid.lock().expect("consul pid lock")
+    }
+
     /// Stops the agent with SIGKILL, as a crash would, and waits until it is gone.
     pub fn stop(&self) -> anyhow::Result<()> {
         let Some(pid) = self.pid.lock().expect("consul pid lock").take() else {

@@ -51,6 +51,11 @@ impl EtcdServer {
         self.dir.path().join("etcd.log")
     }
 
+    /// The server's pid while it runs (to freeze it with SIGSTOP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().expect("etcd child lock").as_ref().map(|c| c.id())
+    }
+
     fn spawn(&self) -> anyhow::Result<()> {
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);

@@ -1,0 +1,23 @@
+//! The end-to-end harness: real stores, real PostgreSQL, the four binaries as processes. Every
+//! `tests/e2e_*.rs` binary includes it and uses a different part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod cluster;
+pub mod keeper;
+pub mod process;
+pub mod runner;
+pub mod scenario;
+pub mod spec;
+pub mod sql;
+pub mod store;
+pub mod wait;
+pub mod writes;
+
+/// Results of the harness and the scenarios.
+pub type R<T> = anyhow::Result<T>;
+
+pub use cluster::{Proxy, TestCluster, WAIT, master_keeper, summary};
+pub use scenario::{Env, Scenario, Tier};
+pub use spec::{Variant, base_spec, ha_spec, merged};
+pub use store::Backend;
+pub use wait::{never, wait_for};

@@ -1,0 +1,105 @@
+//! Scenarios and the environment each one runs in.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use super::R;
+use super::store::Backend;
+
+/// Where a scenario runs when no backend is chosen: `Core` scenarios run on every backend, `Full` ones on
+/// etcd v3 only (with `STOLON_TEST_STORE_BACKEND` set, every scenario runs on that backend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Core,
+    Full,
+}
+
+type Body = Arc<dyn Fn(Env) -> Pin<Box<dyn Future<Output = R<()>> + Send>> + Send + Sync>;
+
+/// A named scenario of the catalogue.
+#[derive(Clone)]
+pub struct Scenario {
+    /// stolon's test name, e.g. `TestFailoverSyncRepl`.
+    pub name: String,
+    /// Which backends run it by default.
+    pub tier: Tier,
+    /// Backends it cannot run on, with the reason (e.g. stopping the shared kube-apiserver).
+    pub not_on: Vec<(Backend, &'static str)>,
+    body: Body,
+}
+
+impl Scenario {
+    /// A scenario run on every backend.
+    pub fn core<F, Fut>(name: impl Into<String>, body: F) -> Scenario
+    where
+        F: Fn(Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R<()>> + Send + 'static,
+    {
+        Scenario::new(name, Tier::Core, body)
+    }
+
+    /// A scenario run on etcd v3 by default.
+    pub fn full<F, Fut>(name: impl Into<String>, body: F) -> Scenario
+    where
+        F: Fn(Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R<()>> + Send + 'static,
+    {
+        Scenario::new(name, Tier::Full, body)
+    }
+
+    fn new<F, Fut>(name: impl Into<String>, tier: Tier, body: F) -> Scenario
+    where
+        F: Fn(Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R<()>> + Send + 'static,
+    {
+        Scenario { name: name.into(), tier, not_on: Vec::new(), body: Arc::new(move |env| Box::pin(body(env))) }
+    }
+
+    /// Marks a backend this scenario cannot run on, and why (listed as ignored there, never silently).
+    pub fn not_on(mut self, backend: Backend, why: &'static str) -> Scenario {
+        self.not_on.push((backend, why));
+        self
+    }
+
+    /// Runs the scenario.
+    pub fn run(&self, env: Env) -> Pin<Box<dyn Future<Output = R<()>> + Send>> {
+        (self.body)(env)
+    }
+}
+
+/// What a running scenario knows about its run: the backend, and where logs go (they outlive the
+/// scenario's temporary directory, so a failure can print them).
+#[derive(Clone)]
+pub struct Env {
+    /// The store backend of this run.
+    pub backend: Backend,
+    logs_dir: PathBuf,
+    logs: Arc<Mutex<Vec<(String, PathBuf)>>>,
+}
+
+impl Env {
+    /// An environment writing logs below `logs_dir`.
+    pub fn new(backend: Backend, logs_dir: &Path) -> Env {
+        Env { backend, logs_dir: logs_dir.to_path_buf(), logs: Arc::default() }
+    }
+
+    /// The directory for component logs.
+    pub fn logs_dir(&self) -> &Path {
+        &self.logs_dir
+    }
+
+    /// Records a log file to print if the scenario fails.
+    pub fn register_log(&self, name: &str, path: &Path) {
+        let mut logs = self.logs.lock().expect("log registry");
+        if !logs.iter().any(|(_, p)| p == path) {
+            logs.push((name.to_string(), path.to_path_buf()));
+        }
+    }
+
+    /// The registered logs.
+    pub fn logs(&self) -> Vec<(String, PathBuf)> {
+        self.logs.lock().expect("log registry").clone()
+    }
+}

@@ -142,6 +142,7 @@ def cmd_measure(args):
     out["fault_wall"] = fault_wall
     out["fault_utc"] = datetime.fromtimestamp(fault_wall, timezone.utc).isoformat(timespec="milliseconds")
     out["signal_spread_ms"] = round((time.monotonic() - fault) * 1000, 3)
+    out["loadavg_1m"] = os.getloadavg()[0]
     deadline = fault + args.timeout
     first = None
     while time.monotonic() < deadline:
@@ -215,6 +216,15 @@ def cmd_breakdown(args):
                     break
         if times:
             out[name] = round(min(times) - fault, 3)
+    # Passes the leader skipped between the fault and the routing to the new master because a store request
+    # failed ("... retrying next pass"): each one delays the failover by up to a sleepInterval.
+    end = fault + out.get("routed", 120.0)
+    skipped = 0
+    for p in args.sentinel_logs:
+        lines = [(t, line) for t, line in log_events(p, fault) if t <= end]
+        if any("electing db as the new master" in line for _, line in lines):
+            skipped = max(skipped, sum("retrying next pass" in line for _, line in lines))
+    out["leader_skipped_passes"] = skipped
     print(json.dumps(out))
     return 0
 
@@ -235,12 +245,13 @@ def cmd_report(args):
         si = rs[0]["sleep_interval"]
         print(f"### {mode_name.get(mode, mode)}, {iv} intervals (sleepInterval {si} s, failInterval {fi} s)\n")
         print("| run | fault to first committed write (s) | overhead (s) | resolution (s) | detected | elected"
-              " | promoting | routed | proxy forwarding |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              " | promoting | routed | proxy forwarding | leader passes skipped on store errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for i, r in enumerate(rs, 1):
             b = r.get("breakdown", {})
             steps = " | ".join(fmt(b[k]) if k in b else "-" for k in
                                ("detected", "elected", "promoting", "routed", "proxy_forwarding"))
+            steps += f" | {b.get('leader_skipped_passes', '-')}"
             if r.get("ok"):
                 print(f"| {i} | {fmt(r['seconds'])} | {fmt(r['seconds'] - fi)} | {fmt(r['resolution'])} | {steps} |")
             else:
@@ -251,22 +262,36 @@ def cmd_report(args):
             med = statistics.median(secs)
             print(f"failInterval {fi} s; {len(ok)}/{len(rs)} runs recovered; times "
                   f"{', '.join(fmt(s) for s in secs)} s; median {fmt(med)} s, range {fmt(min(secs))}-"
-                  f"{fmt(max(secs))} s; median overhead (median - failInterval) {fmt(med - fi)} s\n")
+                  f"{fmt(max(secs))} s; median overhead (median - failInterval) {fmt(med - fi)} s")
+            loads = [r["loadavg_1m"] for r in rs if "loadavg_1m" in r]
+            if loads:
+                print(f"1-minute load average at the faults: {min(loads):.1f}-{max(loads):.1f}")
+            print()
         else:
             print(f"failInterval {fi} s; no run recovered\n")
     print("### Summary\n")
-    print("| fault | intervals | failInterval (s) | runs | times (s) | median (s) | min-max (s) | median overhead (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("Overhead = time - failInterval, split into the detection lag (first sentinel log line declaring the"
+          " master failed, minus failInterval) and what follows detection (first committed write minus"
+          " detection); medians over the runs that recovered.\n")
+    print("| fault | intervals | failInterval (s) | runs ok | times (s) | median (s) | min-max (s) |"
+          " median overhead (s) | detection lag (s) | detection to write (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (mode, iv), rs in groups.items():
-        ok = [r["seconds"] for r in rs if r.get("ok")]
+        ok = [r for r in rs if r.get("ok")]
+        secs = [r["seconds"] for r in ok]
         fi = rs[0]["fail_interval"]
         runs_s = f"{len(ok)}/{len(rs)}"
-        if ok:
-            med = statistics.median(ok)
-            print(f"| {mode_name.get(mode, mode)} | {iv} | {fi} | {runs_s} | {', '.join(fmt(s) for s in ok)} | "
-                  f"{fmt(med)} | {fmt(min(ok))}-{fmt(max(ok))} | {fmt(med - fi)} |")
-        else:
-            print(f"| {mode_name.get(mode, mode)} | {iv} | {fi} | {runs_s} | - | - | - | - |")
+        name = f"{mode_name.get(mode, mode)} | {iv} (sleepInterval {rs[0]['sleep_interval']} s) | {fi} | {runs_s}"
+        if not ok:
+            print(f"| {name} | - | - | - | - | - | - |")
+            continue
+        med = statistics.median(secs)
+        det = [r["breakdown"]["detected"] for r in ok if "detected" in r.get("breakdown", {})]
+        lag = fmt(statistics.median(det) - fi) if det else "-"
+        after = [r["seconds"] - r["breakdown"]["detected"] for r in ok if "detected" in r.get("breakdown", {})]
+        after_s = fmt(statistics.median(after)) if after else "-"
+        print(f"| {name} | {', '.join(fmt(x) for x in secs)} | {fmt(med)} | {fmt(min(secs))}-{fmt(max(secs))} | "
+              f"{fmt(med - fi)} | {lag} | {after_s} |")
     return 0
 
 

@@ -2,8 +2,9 @@
 //! reading infos, and compare-and-swap writes of the pure [`decide`](super::decide()) result.
 //!
 //! Every sentinel publishes its info and can create the very first cluster data from an initial spec
-//! (create-only put); only the leader decides and writes, always with a compare-and-swap on the revision it
-//! read, and it checks that it still leads immediately before each write. A pass runs when leadership is
+//! (create-only put, or a compare-and-swap replacing a `null` document); only the leader decides and writes,
+//! always with a compare-and-swap on the revision it read, and it checks that it still leads immediately
+//! before each write. A pass runs when leadership is
 //! acquired, when the cluster data changes in the store (watch; our own writes are ignored), and otherwise
 //! every `sleepInterval` as a safety net.
 
@@ -244,13 +245,28 @@ impl Sentinel {
             tracing::info!("no cluster data available, waiting for it to appear");
             return;
         };
+        // A `null` document (cluster data cleared without deleting the key) is replaced like a missing one, with
+        // a compare-and-swap on its revision: a create-only put would conflict with it forever.
+        let expected = match self.store.store().get_cluster_data().await {
+            Ok(doc) => null_document_revision(doc.as_ref()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cluster data; retrying next pass");
+                return;
+            }
+        };
         let cd = ClusterData::new_initial(new_uid(), spec.clone(), Timestamp::now());
-        match self.store.put_cluster_data_cas(&cd, None).await {
+        match self.store.put_cluster_data_cas(&cd, expected.as_ref()).await {
             Ok(_) => tracing::info!(cluster_uid = %cd.cluster.uid, "initial cluster data created"),
             Err(e) if e.is_conflict() => tracing::info!("cluster data created concurrently by another component"),
             Err(e) => tracing::warn!(error = %e, "cannot create the initial cluster data"),
         }
     }
+}
+
+/// The revision to replace when creating the initial cluster data: that of a stored `null` document, `None`
+/// (create-only) when there is no document or a real one (then the put conflicts, as it should).
+fn null_document_revision(doc: Option<&stolon_store::Document>) -> Option<Revision> {
+    doc.filter(|d| ClusterData::from_json(&d.value).is_ok_and(|cd| cd.is_none())).map(|d| d.revision.clone())
 }
 
 /// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.
@@ -324,5 +340,25 @@ async fn election_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stolon_store::Document;
+
+    fn doc(value: &[u8]) -> Document {
+        Document { value: value.to_vec(), revision: Revision::from_index(7) }
+    }
+
+    #[test]
+    fn initial_cluster_data_replaces_a_null_document_only() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(null_document_revision(None), None);
+        assert_eq!(null_document_revision(Some(&doc(b"null"))), Some(Revision::from_index(7)));
+        let real = ClusterData::new_initial("c1", ClusterSpec::default(), Timestamp::now()).to_json()?;
+        assert_eq!(null_document_revision(Some(&doc(&real))), None);
+        assert_eq!(null_document_revision(Some(&doc(b"{not json"))), None);
+        Ok(())
     }
 }

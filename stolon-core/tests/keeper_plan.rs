@@ -546,3 +546,21 @@ fn timeline_branches() {
     assert!(different_timeline_branch(&followed, 2, 250));
     assert!(different_timeline_branch(&followed, 1, 101));
 }
+
+#[test]
+fn a_standby_cluster_head_keeps_slots_for_its_cascading_standbys() {
+    // d1 follows an external primary (standby cluster master) and is followed by d2.
+    let mut d1 = db("d1", "k1", DbRole::Standby, DbInitMode::None);
+    d1.spec.follow_config = Some(FollowConfig {
+        follow_type: Some(FollowType::External),
+        standby_settings: Some(StandbySettings { primary_conninfo: "host=10.9.9.9".into(), ..Default::default() }),
+        ..Default::default()
+    });
+    d1.spec.followers = Some(vec!["d2".into()]);
+    let mut cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    cd.dbs.insert("d1".into(), d1);
+    let c = Case::new(cd, local("d1", 2), observed(DbRole::Standby, true));
+    let p = c.plan();
+    let want: BTreeSet<String> = ["stolon_d2".to_string()].into();
+    assert!(has(&p, |a| matches!(a, Action::RefreshSlots { wanted, must_succeed: false } if *wanted == want)), "{p:?}");
+}

@@ -503,7 +503,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         actions.push(Action::SetRestrictedHba(false));
                         restricted = false;
                     }
-                    actions.push(Action::RefreshSlots { wanted: BTreeSet::new(), must_succeed: false });
+                    // A standby has no followers, except the head of a standby cluster, whose cascading
+                    // standbys stream through its slots (stolon refreshes standbys' slots from followers too).
+                    actions.push(Action::RefreshSlots { wanted: wanted_slots(db), must_succeed: false });
                 }
                 _ => {
                     plan.outcome = Outcome::Waiting("standby data directory not initialized".into());

@@ -131,7 +131,17 @@ impl LocalConn {
         for stmt in role_statements(roles) {
             self.bounded("create roles", tx.batch_execute(&stmt)).await?;
         }
-        self.bounded("commit", tx.commit()).await
+        self.bounded("commit", tx.commit()).await?;
+        // The same events stolon logs (operators and the end-to-end tests look for them).
+        if roles.su_user == roles.repl_user {
+            tracing::info!(role = %roles.su_user, "replication role added to superuser");
+        } else {
+            if roles.su_password.as_deref().is_some_and(|p| !p.is_empty()) {
+                tracing::info!(role = %roles.su_user, "superuser password set");
+            }
+            tracing::info!(role = %roles.repl_user, "replication role created");
+        }
+        Ok(())
     }
 
     /// Names of the physical, non-temporary replication slots.

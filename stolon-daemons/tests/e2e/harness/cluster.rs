@@ -117,6 +117,13 @@ impl TestCluster {
         self.dir.path()
     }
 
+    /// Replaces the initial cluster spec the first sentinel reads at its next start (to initialise the cluster
+    /// again, e.g. in pitr mode, after the cluster data was removed).
+    pub fn set_initial_spec(&self, spec: &Value) -> R<()> {
+        std::fs::write(&self.spec_path, serde_json::to_vec_pretty(spec)?)?;
+        Ok(())
+    }
+
     /// Adds and starts keeper `keeper<N>`; returns its uid.
     pub async fn add_keeper(&mut self) -> R<String> {
         self.add_keeper_with(&[]).await

@@ -3,7 +3,7 @@
 //! catch two proxies reaching two different writable masters at the same time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use super::R;
 use super::cluster::TestCluster;
 use super::sql;
+use super::wait::wait_for;
 
 /// The table the checker writes to.
 pub const WRITES_TABLE: &str = "e2e_writes";
@@ -28,6 +29,7 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A running checker; [`WriteChecker::finish`] stops it.
 pub struct WriteChecker {
     stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
     writer: JoinHandle<Vec<i32>>,
     sampler: JoinHandle<Sampled>,
 }
@@ -57,10 +59,21 @@ impl WriteChecker {
         let client = sql::connect(port).await?;
         sql::exec(&client, &format!("CREATE TABLE IF NOT EXISTS {WRITES_TABLE} (id INT PRIMARY KEY)")).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(write_loop(port, Some(client), stop.clone()));
+        let acked = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(write_loop(port, Some(client), stop.clone(), acked.clone()));
         let ports: Vec<u16> = cluster.proxies.iter().map(|p| p.port).collect();
         let sampler = tokio::spawn(sample_loop(ports, stop.clone()));
-        Ok(WriteChecker { stop, writer, sampler })
+        Ok(WriteChecker { stop, acked, writer, sampler })
+    }
+
+    /// Waits until at least `n` writes were acknowledged, so that a fault injected next hits a writer that
+    /// demonstrably works (a fixed sleep may see almost no commit on a loaded machine).
+    pub async fn wait_acked(&self, n: usize, limit: Duration) -> R<()> {
+        wait_for(&format!("{n} acknowledged writes"), limit, || async {
+            let got = self.acked.load(Ordering::SeqCst);
+            if got >= n { Ok(Some(())) } else { Err(anyhow::anyhow!("{got} acknowledged")) }
+        })
+        .await
     }
 
     /// Stops writing and sampling.
@@ -101,7 +114,7 @@ impl WriteReport {
     }
 }
 
-async fn write_loop(port: u16, mut client: Option<Client>, stop: Arc<AtomicBool>) -> Vec<i32> {
+async fn write_loop(port: u16, mut client: Option<Client>, stop: Arc<AtomicBool>, count: Arc<AtomicUsize>) -> Vec<i32> {
     let start = Instant::now();
     let mut acked = Vec::new();
     let mut id = 0;
@@ -121,6 +134,7 @@ async fn write_loop(port: u16, mut client: Option<Client>, stop: Arc<AtomicBool>
         match tokio::time::timeout(WRITE_TIMEOUT, c.execute(&statement, &[&id])).await {
             Ok(Ok(_)) => {
                 acked.push(id);
+                count.fetch_add(1, Ordering::SeqCst);
                 client = Some(c);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

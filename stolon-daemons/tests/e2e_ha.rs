@@ -1,17 +1,44 @@
-//! stolon's HA scenarios (ha_test.go): initialisation with several keepers, master/standby and failover.
+//! stolon's HA scenarios (ha_test.go): initialisation with several keepers, master/standby, failover, failed
+//! failover, too much lag, forced failure, synchronous standby not in sync and disappeared keeper data.
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
 
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use harness::sql;
 use harness::writes::WriteChecker;
-use harness::{Env, R, Scenario, TestCluster, Variant, WAIT};
+use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, never, wait_for};
+
+/// stolon's failInterval is 5 s and its "must not be elected" waits 30 s; ours is 4 s, and four failure
+/// intervals are plenty for the sentinel to have decided (it decides every sleepInterval, 1 s).
+const NOT_ELECTED_PERIOD: Duration = Duration::from_secs(16);
+
+/// Writes the no-acknowledged-write-lost checker must have committed before a fault is injected.
+const ACKED_BEFORE_FAULT: usize = 10;
+
+/// The normal (non-superuser) user of TestSyncStandbyNotInSync.
+const USER01: &str = "user01";
+const USER01_PASSWORD: &str = "password";
 
 fn main() {
     let mut all = vec![Scenario::core("TestInitWithMultipleKeepers", test_init_with_multiple_keepers)];
     for v in [Variant::Async, Variant::SyncRepl] {
         all.push(Scenario::core(format!("TestFailover{}", v.suffix()), move |env| test_failover(env, v)));
     }
+    for v in [Variant::Async, Variant::SyncRepl] {
+        let s = v.suffix();
+        all.push(Scenario::full(format!("TestMasterStandby{s}"), move |env| test_master_standby(env, v)));
+        all.push(Scenario::full(format!("TestFailoverFailed{s}"), move |env| test_failover_failed(env, v)));
+        all.push(Scenario::full(format!("TestForceFail{s}"), move |env| test_force_fail(env, v)));
+    }
+    all.push(Scenario::full("TestFailoverTooMuchLag", test_failover_too_much_lag));
+    for v in [Variant::SyncRepl, Variant::SyncRepl0] {
+        let name = format!("TestSyncStandbyNotInSync{}", if v.sync0() { "0" } else { "" });
+        all.push(Scenario::full(name, move |env| test_sync_standby_not_in_sync(env, v)));
+    }
+    all.push(Scenario::full("TestDisappearedKeeperData", test_disappeared_keeper_data));
     harness::runner::run(all);
 }
 
@@ -40,8 +67,7 @@ async fn test_failover(env: Env, v: Variant) -> R<()> {
     c.wait_proxy_routes_to(0, &master, WAIT).await?;
     c.wait_proxy_routes_to(1, &master, WAIT).await?;
 
-    let checker = if v.sync() { Some(WriteChecker::start(&c, 0).await?) } else { None };
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let checker = start_checker(&c, v).await?;
     c.keeper(&master)?.stop().await?;
 
     c.wait_master_is(&standby, WAIT).await?;
@@ -51,7 +77,283 @@ async fn test_failover(env: Env, v: Variant) -> R<()> {
     c.wait_proxy_routes_to(1, &standby, WAIT).await?;
     if let Some(checker) = checker {
         let report = checker.finish().await?;
-        report.verify(&c.connect(&standby).await?, 5).await?;
+        report.verify(&c.connect(&standby).await?, ACKED_BEFORE_FAULT).await?;
     }
     Ok(())
+}
+
+/// Two keepers: (sync: the standby becomes the synchronous standby in spec and status) a row written on
+/// the master reaches the standby.
+async fn test_master_standby(env: Env, v: Variant) -> R<()> {
+    let (c, master, standby) = master_and_standby(&env, v, 0).await?;
+    let m = c.connect(&master).await?;
+    sql::create_table(&m).await?;
+    sql::write_row(&m, 1).await?;
+    let on_master = sql::row_ids(&m).await?;
+    if on_master != [1] {
+        bail!("rows on the master: {on_master:?}, expected [1]");
+    }
+    c.wait_rows(&standby, &[1], WAIT).await
+}
+
+/// The standby is elected but dies before it can promote; the old master comes back. Async: the old
+/// master, still a valid master DB, is elected again. Sync: it is not (it is not a confirmed synchronous
+/// standby of the failed new master), so it must not be elected within [`NOT_ELECTED_PERIOD`].
+///
+/// stolon stops the standby after it sees the election and says this is racy (the standby may promote
+/// first); our keepers react to a cluster data watch within milliseconds, so here the standby's keeper is
+/// frozen first and the master's failure is forced with `failkeeper`: the sentinel elects the standby at
+/// its next pass, while the frozen keeper still counts as healthy (for failInterval) and can never act.
+async fn test_failover_failed(env: Env, v: Variant) -> R<()> {
+    let (mut c, master, standby) = master_and_standby(&env, v, 1).await?;
+    first_row_everywhere(&c, &master, &standby).await?;
+    c.wait_proxy_routes_to(0, &master, WAIT).await?;
+
+    c.keeper(&master)?.stop().await?;
+    c.keeper(&standby)?.proc.freeze();
+    c.stolonctl_ok(&["failkeeper", &master]).await?;
+    c.wait_master_is(&standby, WAIT).await?;
+    c.keeper(&standby)?.kill_all().await?;
+
+    c.keeper(&master)?.start()?;
+    if v.sync() {
+        // The old master is back, healthy and converged: electable if the sentinel allowed it.
+        c.wait_db_ready(&master, WAIT).await?;
+        never(&format!("the old master {master} elected again"), NOT_ELECTED_PERIOD, || async {
+            Ok(master_keeper(&c.cd().await?).as_deref() == Some(master.as_str()))
+        })
+        .await?;
+        let cd = c.cd().await?;
+        if master_keeper(&cd).as_deref() != Some(standby.as_str()) {
+            bail!("the master moved away from {standby}: {}", harness::summary(&cd));
+        }
+    } else {
+        c.wait_master_is(&master, WAIT).await?;
+        c.wait_in_recovery(&master, false, WAIT).await?;
+        c.wait_rows(&master, &[1], WAIT).await?;
+        c.wait_proxy_routes_to(0, &master, WAIT).await?;
+    }
+    Ok(())
+}
+
+/// Async only: the standby is stopped, the master writes far more than maxStandbyLag (50 KiB) and stops,
+/// the standby comes back: it must not be elected (neither in the cluster data nor promoted).
+async fn test_failover_too_much_lag(env: Env) -> R<()> {
+    let (mut c, master, standby) = master_and_standby(&env, Variant::Async, 0).await?;
+    let m = c.connect(&master).await?;
+    sql::create_table(&m).await?;
+    c.wait_rows(&standby, &[], WAIT).await?;
+
+    c.keeper(&standby)?.stop().await?;
+    for id in 1..1000 {
+        sql::write_row(&m, id).await?;
+    }
+    let pos = flush_position(&m).await?;
+    let cd = c
+        .wait_cd(&format!("{master} reporting WAL position {pos}"), WAIT, |cd| {
+            cd.db_of_keeper(&master).is_some_and(|db| db.status.x_log_pos >= pos)
+        })
+        .await?;
+    let standby_pos = cd.db_of_keeper(&standby).map(|db| db.status.x_log_pos).context("no standby DB")?;
+    if pos.saturating_sub(standby_pos) <= 50 * 1024 {
+        bail!("the standby lags only {} bytes: the scenario needs more than maxStandbyLag", pos - standby_pos);
+    }
+    drop(m);
+
+    c.keeper(&master)?.stop().await?;
+    c.keeper(&standby)?.start()?;
+    // The standby is back and healthy, the master is failed: an election is due.
+    c.wait_in_recovery(&standby, true, WAIT).await?;
+    c.wait_cd("the master failed and the standby healthy", WAIT, |cd| {
+        let healthy = |uid: &str| cd.keepers.get(uid).is_some_and(|k| k.status.healthy);
+        !healthy(&master) && healthy(&standby) && cd.db_of_keeper(&standby).is_some_and(|db| db.status.healthy)
+    })
+    .await?;
+    never(&format!("the lagging standby {standby} elected"), NOT_ELECTED_PERIOD, || async {
+        let elected = master_keeper(&c.cd().await?).as_deref() == Some(standby.as_str());
+        Ok(elected || !c.keeper_ref(&standby)?.in_recovery().await?)
+    })
+    .await
+}
+
+/// `stolonctl failkeeper <master>` makes the standby the master, with the data, and the proxies route to
+/// it. With synchronous replication, no acknowledged write is lost across the forced failover and the old
+/// master's return as a synchronous standby.
+async fn test_force_fail(env: Env, v: Variant) -> R<()> {
+    let (c, master, standby) = master_and_standby(&env, v, 2).await?;
+    first_row_everywhere(&c, &master, &standby).await?;
+    c.wait_proxy_routes_to(0, &master, WAIT).await?;
+    c.wait_proxy_routes_to(1, &master, WAIT).await?;
+
+    let checker = start_checker(&c, v).await?;
+    c.stolonctl_ok(&["failkeeper", &master]).await?;
+
+    c.wait_master_is(&standby, WAIT).await?;
+    c.wait_in_recovery(&standby, false, WAIT).await?;
+    c.wait_rows(&standby, &[1], WAIT).await?;
+    c.wait_proxy_routes_to(0, &standby, WAIT).await?;
+    c.wait_proxy_routes_to(1, &standby, WAIT).await?;
+    if let Some(checker) = checker {
+        // The old master (still running) resyncs as the new synchronous standby: writes flow again.
+        c.wait_standby(&master, WAIT).await?;
+        c.wait_sync_standbys(&[&master], WAIT).await?;
+        let report = checker.finish().await?;
+        report.verify(&c.connect(&standby).await?, ACKED_BEFORE_FAULT).await?;
+    }
+    Ok(())
+}
+
+/// Synchronous replication (`minSynchronousStandbys` 1, or 0 for the `0` variant). With the sync standby
+/// stopped a write blocks; the master keeper restarts, and PostgreSQL commits the blocked row at restart
+/// (the superuser sees it). The keeper's restart protection then keeps normal users out ("no pg_hba.conf
+/// entry") until the synchronous standbys are in sync again; with min 0 the sentinel drops the failed
+/// standby from `synchronous_standby_names` and user01 gets in at once. Once the standby is back user01
+/// sees both rows.
+async fn test_sync_standby_not_in_sync(env: Env, v: Variant) -> R<()> {
+    let (mut c, master, standby) = master_and_standby(&env, v, 1).await?;
+    let m = c.connect(&master).await?;
+    sql::create_table(&m).await?;
+    sql::write_row(&m, 1).await?;
+    sql::exec(
+        &m,
+        &format!(
+            "CREATE USER {USER01} PASSWORD '{USER01_PASSWORD}'; GRANT ALL ON DATABASE postgres TO {USER01}; \
+             GRANT ALL ON TABLE {} TO {USER01}",
+            sql::TABLE
+        ),
+    )
+    .await?;
+    let master_port = c.keeper_ref(&master)?.pg_port;
+    let rows = user01_rows(master_port).await.context("user01 before the restart")?;
+    if rows != [1] {
+        bail!("user01 sees rows {rows:?}, expected [1]");
+    }
+    c.wait_synced_xlog(&[&master, &standby], flush_position(&m).await?, WAIT).await?;
+    c.wait_proxy_routes_to(0, &master, WAIT).await?;
+
+    c.keeper(&standby)?.stop().await?;
+    let blocked = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(60), m.batch_execute("INSERT INTO table01 VALUES (2, 2)")).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if blocked.is_finished() {
+        bail!("the write did not wait for the stopped synchronous standby: {:?}", blocked.await);
+    }
+    c.keeper(&master)?.stop().await?;
+    c.keeper(&master)?.start()?;
+    // PostgreSQL marks the waiting transaction committed when it restarts.
+    c.wait_rows(&master, &[1, 2], WAIT).await?;
+    blocked.abort();
+
+    if v.sync0() {
+        // Once the sentinel drops the failed standby, no standby is required and normal users get in.
+        wait_for("synchronous_standby_names emptied on the master", WAIT, || async {
+            let names = sql::query_text(&c.connect(&master).await?, "SHOW synchronous_standby_names").await?;
+            Ok(names.is_empty().then_some(()))
+        })
+        .await?;
+        let rows = user01_rows(master_port).await.context("user01 after the failed standby was dropped")?;
+        if rows != [1, 2] {
+            bail!("user01 sees rows {rows:?}, expected [1, 2]");
+        }
+    } else {
+        expect_no_hba_entry(master_port).await?;
+        // The restriction holds while the standby stays away (the sentinel keeps it as sync standby).
+        never("user01 let in while the synchronous standby is down", 2 * Duration::from_secs(4), || async {
+            Ok(user01_rows(master_port).await.is_ok())
+        })
+        .await?;
+    }
+
+    c.keeper(&standby)?.start()?;
+    wait_for("user01 reading rows [1, 2] on the master", WAIT, || async {
+        let rows = user01_rows(master_port).await?;
+        Ok((rows == [1, 2]).then_some(()))
+    })
+    .await
+}
+
+/// The master keeper stops, its whole data directory disappears and it restarts with the same uid: it
+/// must not start PostgreSQL as a master ("init mode is none"); the standby is elected with the data and
+/// the proxy routes to it; the old keeper then gets a new standby DB.
+async fn test_disappeared_keeper_data(env: Env) -> R<()> {
+    let (mut c, master, standby) = master_and_standby(&env, Variant::Async, 1).await?;
+    first_row_everywhere(&c, &master, &standby).await?;
+    c.wait_proxy_routes_to(0, &master, WAIT).await?;
+
+    let k = c.keeper(&master)?;
+    k.stop().await?;
+    std::fs::remove_dir_all(&k.data_dir).with_context(|| format!("removing {}", k.data_dir.display()))?;
+    let log_from = k.proc.log_len();
+    k.start()?;
+
+    let what = format!("{master} running postgres as a primary");
+    let old_master_primary = never(&what, WAIT, || async { Ok(!c.keeper_ref(&master)?.in_recovery().await?) });
+    tokio::select! {
+        r = old_master_primary => r?,
+        r = c.wait_master_is(&standby, WAIT) => r?,
+    }
+    c.keeper_ref(&master)?.proc.wait_log(log_from, "init mode is none", WAIT).await?;
+    c.wait_in_recovery(&standby, false, WAIT).await?;
+    c.wait_rows(&standby, &[1], WAIT).await?;
+    c.wait_proxy_routes_to(0, &standby, WAIT).await?;
+    c.wait_standby(&master, WAIT).await?;
+    c.wait_rows(&master, &[1], WAIT).await
+}
+
+/// Two keepers, one sentinel and `proxies` proxies with `v`'s spec; waits for the master, its standby and
+/// (sync) the standby as synchronous standby. Returns the cluster, the master's and the standby's uids.
+async fn master_and_standby(env: &Env, v: Variant, proxies: usize) -> R<(TestCluster, String, String)> {
+    let c = TestCluster::start(env, &v.ha_spec(), 2, 1, proxies).await?;
+    let master = c.wait_master_ready().await?;
+    let standby = c.others(&master).first().cloned().context("no second keeper")?;
+    c.wait_standby(&standby, WAIT).await?;
+    if v.sync() {
+        c.wait_sync_standbys(&[&standby], WAIT).await?;
+    }
+    Ok((c, master, standby))
+}
+
+/// Creates the test table, writes row 1 on the master, and waits until both keepers report the master's
+/// WAL position after the write.
+async fn first_row_everywhere(c: &TestCluster, master: &str, standby: &str) -> R<()> {
+    let m = c.connect(master).await?;
+    sql::create_table(&m).await?;
+    sql::write_row(&m, 1).await?;
+    c.wait_synced_xlog(&[master, standby], flush_position(&m).await?, WAIT).await
+}
+
+/// With synchronous replication, a [`WriteChecker`] writing through proxy 0 that has already committed
+/// [`ACKED_BEFORE_FAULT`] rows; `None` for asynchronous variants.
+async fn start_checker(c: &TestCluster, v: Variant) -> R<Option<WriteChecker>> {
+    if !v.sync() {
+        return Ok(None);
+    }
+    let checker = WriteChecker::start(c, 0).await?;
+    checker.wait_acked(ACKED_BEFORE_FAULT, WAIT).await?;
+    Ok(Some(checker))
+}
+
+/// The server's WAL flush position as the keepers report it (`hi << 32 | lo` of the LSN).
+async fn flush_position(client: &tokio_postgres::Client) -> R<u64> {
+    let text = sql::query_text(client, "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::text").await?;
+    text.parse().with_context(|| format!("WAL position {text:?}"))
+}
+
+/// The test table's ids as user01 reads them, over a new connection to `port`.
+async fn user01_rows(port: u16) -> R<Vec<i32>> {
+    let client = sql::connect_as(port, USER01, USER01_PASSWORD).await?;
+    sql::row_ids(&client).await
+}
+
+/// Fails unless a user01 connection to `port` is refused by pg_hba.conf.
+async fn expect_no_hba_entry(port: u16) -> R<()> {
+    match sql::connect_as(port, USER01, USER01_PASSWORD).await {
+        Ok(_) => bail!("user01 could connect to the restarted master before its synchronous standby is in sync"),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let want = format!("no pg_hba.conf entry for host \"127.0.0.1\", user \"{USER01}\", database \"postgres\"");
+            if msg.contains(&want) { Ok(()) } else { bail!("user01 refused, but not by pg_hba.conf: {msg}") }
+        }
+    }
 }

@@ -104,8 +104,11 @@ async fn test_master_standby(env: Env, v: Variant) -> R<()> {
 /// first); our keepers react to a cluster data watch within milliseconds, so here the standby's keeper is
 /// frozen first and the master's failure is forced with `failkeeper`: the sentinel elects the standby at
 /// its next pass, while the frozen keeper still counts as healthy (for failInterval) and can never act.
+/// failInterval is 8 s here so that a slow sentinel pass on a loaded machine still sees the frozen keeper
+/// as healthy.
 async fn test_failover_failed(env: Env, v: Variant) -> R<()> {
-    let (mut c, master, standby) = master_and_standby(&env, v, 1).await?;
+    let spec = harness::merged(v.ha_spec(), &serde_json::json!({ "failInterval": "8s" }));
+    let (mut c, master, standby) = start_master_and_standby(&env, &spec, v, 1).await?;
     first_row_everywhere(&c, &master, &standby).await?;
     c.wait_proxy_routes_to(0, &master, WAIT).await?;
 
@@ -304,7 +307,17 @@ async fn test_disappeared_keeper_data(env: Env) -> R<()> {
 /// Two keepers, one sentinel and `proxies` proxies with `v`'s spec; waits for the master, its standby and
 /// (sync) the standby as synchronous standby. Returns the cluster, the master's and the standby's uids.
 async fn master_and_standby(env: &Env, v: Variant, proxies: usize) -> R<(TestCluster, String, String)> {
-    let c = TestCluster::start(env, &v.ha_spec(), 2, 1, proxies).await?;
+    start_master_and_standby(env, &v.ha_spec(), v, proxies).await
+}
+
+/// [`master_and_standby`] with another spec (of variant `v`).
+async fn start_master_and_standby(
+    env: &Env,
+    spec: &serde_json::Value,
+    v: Variant,
+    proxies: usize,
+) -> R<(TestCluster, String, String)> {
+    let c = TestCluster::start(env, spec, 2, 1, proxies).await?;
     let master = c.wait_master_ready().await?;
     let standby = c.others(&master).first().cloned().context("no second keeper")?;
     c.wait_standby(&standby, WAIT).await?;

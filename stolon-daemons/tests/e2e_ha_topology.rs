@@ -5,6 +5,7 @@
 #[path = "e2e/harness/mod.rs"]
 mod harness;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -60,6 +61,30 @@ async fn wait_new_standby_db(c: &TestCluster, uid: &str, old: &str) -> R<()> {
     c.wait_standby(uid, WAIT).await
 }
 
+/// Waits until the master's PostgreSQL waits for exactly the DBs of keepers `uids` as synchronous standbys
+/// (`synchronous_standby_names`): the sentinel's choice in the cluster data reaches PostgreSQL one keeper
+/// pass later, and a commit made in between may wait for a standby status message (up to 10 s).
+async fn wait_sync_names_applied(c: &TestCluster, master: &str, uids: &[&str]) -> R<()> {
+    let cd = c.cd().await?;
+    let want = uids.iter().map(|u| Ok(format!("stolon_{}", db_uid(&cd, u)?))).collect::<R<BTreeSet<String>>>()?;
+    let k = c.keeper_ref(master)?;
+    let want = &want;
+    harness::wait_for(&format!("{master}'s postgres waiting for {want:?}"), WAIT, || async move {
+        let names = sql::query_text(&k.connect().await?, "SHOW synchronous_standby_names").await?;
+        if parse_sync_names(&names) == *want { Ok(Some(())) } else { Err(anyhow::anyhow!("{names:?}")) }
+    })
+    .await
+}
+
+/// The standby names of a `synchronous_standby_names` value (`a`, or `N (a,b)`).
+fn parse_sync_names(value: &str) -> BTreeSet<String> {
+    let list = match value.split_once('(') {
+        Some((_, rest)) => rest.trim_end().trim_end_matches(')'),
+        None => value,
+    };
+    list.split(',').map(|n| n.trim().trim_matches('"').to_string()).filter(|n| !n.is_empty()).collect()
+}
+
 /// Waits for the master and for every other keeper's standby, as stolon's `waitMasterStandbysReady`;
 /// returns the master's uid and the standbys' uids.
 async fn wait_master_and_standbys(c: &TestCluster) -> R<(String, Vec<String>)> {
@@ -96,8 +121,9 @@ async fn test_timeline_fork(env: Env, v: Variant) -> R<()> {
     c.keeper(&standby0)?.stop().await?;
     if v.sync() {
         // stolon's write blocks until the sentinel replaces the stopped synchronous standby; waiting for
-        // the replacement first keeps the write within its statement timeout.
+        // the replacement to reach PostgreSQL first keeps the write within its statement timeout.
         c.wait_sync_standbys(&[&standby1], WAIT).await?;
+        wait_sync_names_applied(&c, &master, &[&standby1]).await?;
     }
     sql::write_row(&m, 2).await?;
     c.wait_rows(&standby1, &[1, 2], WAIT).await?;
@@ -107,8 +133,11 @@ async fn test_timeline_fork(env: Env, v: Variant) -> R<()> {
     // keeper comes back.
     let forked_db = db_uid(&c.cd().await?, &standby1)?;
 
-    c.keeper(&master)?.stop().await?;
+    // stolon stops the master first; then, if stopping standby1 outlasts failInterval, the sentinel elects
+    // standby1 just before it goes down, and that is not what this scenario is about. Stopping standby1
+    // first leaves nothing to elect until standby0 is back.
     c.keeper(&standby1)?.stop().await?;
+    c.keeper(&master)?.stop().await?;
     c.keeper(&standby0)?.start()?;
     c.wait_db_ready(&standby0, WAIT).await?;
 
@@ -131,10 +160,19 @@ async fn test_timeline_fork(env: Env, v: Variant) -> R<()> {
     let rows = sql::row_ids(&new_master).await?;
     ensure!(rows == [1, 3, 4], "the new master has rows {rows:?}, expected [1, 3, 4]");
 
-    c.keeper(&standby1)?.start()?;
+    let k = c.keeper(&standby1)?;
+    let log_from = k.proc.log_len();
+    k.start()?;
     // stolon allows 120 s: a rewound standby may miss WAL and only resync fully after a timeout.
     c.wait_rows(&standby1, &[1, 3, 4], Duration::from_secs(120)).await?;
     wait_new_standby_db(&c, &standby1, &forked_db).await?;
+    if v.pgrewind() {
+        let log = c.keeper_ref(&standby1)?.proc.log_text();
+        ensure!(
+            log.get(log_from..).is_some_and(|l| l.contains("running pg_rewind")),
+            "{standby1} resynced without trying pg_rewind although usePgrewind is set"
+        );
+    }
     sql::write_row(&new_master, 5).await?;
     c.wait_rows(&standby1, &[1, 3, 4, 5], WAIT).await
 }
@@ -308,6 +346,7 @@ async fn test_keeper_removal_stolonctl(env: Env, sync: bool) -> R<()> {
     wait_new_standby_db(&c, &standby0, &old_db).await?;
     if sync {
         c.wait_sync_standbys(&[&standby0, &standby1], WAIT).await?;
+        wait_sync_names_applied(&c, &master, &[&standby0, &standby1]).await?;
     }
     sql::write_row(&m, 2).await?;
     c.wait_rows(&standby0, &[1, 2], WAIT).await
@@ -341,7 +380,13 @@ async fn test_standby_cant_sync(env: Env) -> R<()> {
     sql::write_row(&c.connect(&standby1).await?, 2).await?;
     // stolon allows 120 s: the sentinel needs ten passes without progress before it gives up on the DB.
     c.wait_rows(&standby0, &[1, 2], Duration::from_secs(120)).await?;
-    wait_new_standby_db(&c, &standby0, &old_db).await
+    wait_new_standby_db(&c, &standby0, &old_db).await?;
+    let log = c.sentinels[0].log_text();
+    ensure!(
+        log.lines().any(|l| l.contains("removing db that cannot sync") && l.contains(&format!("db={old_db}"))),
+        "the sentinel did not remove {standby0}'s DB {old_db} as unable to sync"
+    );
+    Ok(())
 }
 
 /// Writes a little and switches to a new WAL segment, `times` times (a switch without writes is a no-op).

@@ -173,7 +173,7 @@ async fn wait_cascading_standby(c: &TestCluster, uid: &str, master: &str, limit:
 }
 
 /// The StandbyCluster fixture of the HA scenarios: the external primary with `table01` and row 1, and a
-/// standby cluster of `keepers` keepers, one sentinel and one proxy whose master and standby both
+/// standby cluster of two keepers, one sentinel and one proxy whose master and standby both
 /// reported the primary's WAL position.
 struct Fixture {
     primary: Primary,
@@ -186,12 +186,7 @@ impl Fixture {
     async fn start(env: &Env, v: Variant) -> R<Fixture> {
         let primary = Primary::start(env, &harness::base_spec()).await?;
         let spec = primary.standby_cluster_spec("", &v.patch())?;
-        let mut c = TestCluster::new(env, &spec).await?;
-        c.add_sentinel().await?;
-        for _ in 0..2 {
-            c.add_keeper().await?;
-        }
-        c.add_proxy().await?;
+        let c = TestCluster::start(env, &spec, 2, 1, 1).await?;
         let master = c.wait_master().await?;
         let standby = c.others(&master)[0].clone();
         c.wait_db_ready(&master, WAIT).await?;
@@ -206,6 +201,8 @@ impl Fixture {
                 "standby cluster master has synchronous standbys {:?}",
                 db.spec.synchronous_standbys()
             );
+            let names = sql::query_text(&c.connect(&master).await?, "SHOW synchronous_standby_names").await?;
+            anyhow::ensure!(names.is_empty(), "standby cluster master has synchronous_standby_names {names:?}");
         }
         let p = primary.connect().await?;
         sql::create_table(&p).await?;

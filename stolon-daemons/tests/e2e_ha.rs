@@ -11,8 +11,12 @@ use harness::sql;
 use harness::writes::WriteChecker;
 use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, never, wait_for};
 
+/// The sleepInterval and failInterval of the harness's spec.
+const SLEEP_INTERVAL: Duration = Duration::from_secs(1);
+const FAIL_INTERVAL: Duration = Duration::from_secs(4);
+
 /// stolon's failInterval is 5 s and its "must not be elected" waits 30 s; ours is 4 s, and four failure
-/// intervals are plenty for the sentinel to have decided (it decides every sleepInterval, 1 s).
+/// intervals (sixteen sentinel passes, one per sleepInterval) are plenty for the sentinel to have decided.
 const NOT_ELECTED_PERIOD: Duration = Duration::from_secs(16);
 
 /// Writes the no-acknowledged-write-lost checker must have committed before a fault is injected.
@@ -113,6 +117,15 @@ async fn test_failover_failed(env: Env, v: Variant) -> R<()> {
     c.wait_proxy_routes_to(0, &master, WAIT).await?;
 
     c.keeper(&master)?.stop().await?;
+    // A frozen keeper reports nothing: it must first have reported the WAL the master wrote until it
+    // stopped, or the asynchronous election refuses it for lag. The master's last report reaches the
+    // cluster data within two sentinel passes.
+    tokio::time::sleep(2 * SLEEP_INTERVAL).await;
+    c.wait_cd("the standby reporting the stopped master's last WAL position", WAIT, |cd| {
+        let pos = |uid: &str| cd.db_of_keeper(uid).map(|db| db.status.x_log_pos);
+        matches!((pos(&master), pos(&standby)), (Some(m), Some(s)) if s >= m)
+    })
+    .await?;
     c.keeper(&standby)?.proc.freeze();
     c.stolonctl_ok(&["failkeeper", &master]).await?;
     c.wait_master_is(&standby, WAIT).await?;
@@ -158,8 +171,9 @@ async fn test_failover_too_much_lag(env: Env) -> R<()> {
         })
         .await?;
     let standby_pos = cd.db_of_keeper(&standby).map(|db| db.status.x_log_pos).context("no standby DB")?;
-    if pos.saturating_sub(standby_pos) <= 50 * 1024 {
-        bail!("the standby lags only {} bytes: the scenario needs more than maxStandbyLag", pos - standby_pos);
+    let lag = pos.saturating_sub(standby_pos);
+    if lag <= 50 * 1024 {
+        bail!("the standby lags only {lag} bytes: the scenario needs more than maxStandbyLag");
     }
     drop(m);
 
@@ -262,7 +276,7 @@ async fn test_sync_standby_not_in_sync(env: Env, v: Variant) -> R<()> {
     } else {
         expect_no_hba_entry(master_port).await?;
         // The restriction holds while the standby stays away (the sentinel keeps it as sync standby).
-        never("user01 let in while the synchronous standby is down", 2 * Duration::from_secs(4), || async {
+        never("user01 let in while the synchronous standby is down", 2 * FAIL_INTERVAL, || async {
             Ok(user01_rows(master_port).await.is_ok())
         })
         .await?;

@@ -442,6 +442,23 @@ fn a_standby_assigned_master_is_promoted() {
 }
 
 #[test]
+fn a_superseded_master_assignment_is_not_promoted() {
+    // d1 was elected, then a later election chose d0: d1 keeps its master role but is no longer the master.
+    let mut cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    cd.dbs.insert("d0".into(), db("d0", "k0", DbRole::Master, DbInitMode::None));
+    cd.cluster.status.master = "d0".into();
+    let mut c = Case::new(cd, local("d1", 2), observed(DbRole::Standby, true));
+    c.applied.recovery = Some(Default::default());
+    let p = c.plan();
+    assert!(!has(&p, |a| matches!(a, Action::Promote { .. })), "{p:?}");
+    assert!(matches!(p.outcome, Outcome::Waiting(ref r) if r.contains("not promoting")), "{p:?}");
+    // A primary that is no longer the cluster's master is left as it is (fenced by the proxies), as stolon does.
+    c.obs = observed(DbRole::Master, true);
+    let p = c.plan();
+    assert!(!matches!(p.outcome, Outcome::Failed(_)), "{p:?}");
+}
+
+#[test]
 fn a_master_is_never_demoted_in_place() {
     let c = Case::new(
         cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None)),

@@ -458,6 +458,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 started_with = Some(config);
                 running = true;
             }
+            if local_role == DbRole::Standby && cd.cluster.status.master != db.uid {
+                // An election that a later one superseded (this DB keeps the master role, as old masters do):
+                // promoting now would make a second writable primary. Only the cluster's master is promoted.
+                plan.outcome = Outcome::Waiting(format!(
+                    "assigned the master role but the cluster's master is {:?}: not promoting",
+                    cd.cluster.status.master
+                ));
+                return plan;
+            }
             if local_role == DbRole::Standby {
                 let config = ConfigSet {
                     parameters: params.clone(),

@@ -304,8 +304,9 @@ async fn test_disappeared_keeper_data(env: Env) -> R<()> {
     let log_from = k.proc.log_len();
     k.start()?;
 
+    // Watched for longer than the election may take, so the election wait always ends the select.
     let what = format!("{master} running postgres as a primary");
-    let old_master_primary = never(&what, WAIT, || async { Ok(!c.keeper_ref(&master)?.in_recovery().await?) });
+    let old_master_primary = never(&what, 2 * WAIT, || async { Ok(!c.keeper_ref(&master)?.in_recovery().await?) });
     tokio::select! {
         r = old_master_primary => r?,
         r = c.wait_master_is(&standby, WAIT) => r?,

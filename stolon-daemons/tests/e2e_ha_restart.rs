@@ -115,14 +115,17 @@ async fn start_with_one_row(env: &Env, v: Variant) -> R<(TestCluster, String, St
     Ok((c, master, standby))
 }
 
-/// After the master's fault: `new_master` is elected and runs as a primary with row 1 only; unless
-/// `minSynchronousStandbys` is 0 a third keeper joins as a standby (with synchronous replication the
-/// new master needs it as synchronous standby to accept writes); the proxies route to the new master.
+/// After the master's fault: `new_master` is elected and runs as a primary with row 1 only. With
+/// `minSynchronousStandbys` 0 the sentinel drops the failed old master from the synchronous standbys (so the
+/// new master accepts writes alone); otherwise a third keeper joins as a standby (with synchronous replication
+/// as the synchronous standby the new master needs to accept writes). The proxies route to the new master.
 async fn promoted_with_first_row(c: &mut TestCluster, v: Variant, new_master: &str) -> R<()> {
     c.wait_master_is(new_master, WAIT).await?;
     c.wait_in_recovery(new_master, false, WAIT).await?;
     c.wait_rows(new_master, &[1], WAIT).await?;
-    if !v.sync0() {
+    if v.sync0() {
+        c.wait_sync_standbys(&[], WAIT).await?;
+    } else {
         let third = c.add_keeper().await?;
         c.wait_standby(&third, WAIT).await?;
         c.wait_rows(&third, &[1], WAIT).await?;

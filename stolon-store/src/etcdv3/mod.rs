@@ -36,6 +36,10 @@ pub struct EtcdV3Store {
     member_leases: Mutex<HashMap<String, (i64, i64)>>,
 }
 
+/// How often an open stream (a watch, a lease keep-alive) probes the connection: above etcd's default
+/// `--grpc-keepalive-min-time` of 5 s.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 impl EtcdV3Store {
     /// Connects to the endpoints of `config`. The connection is made lazily: an unreachable store fails the
     /// first request (within the store timeout), not this call, unless authentication is configured.
@@ -45,8 +49,10 @@ impl EtcdV3Store {
         let mut opts = ConnectOptions::new()
             .with_timeout(config.timeout)
             .with_connect_timeout(config.timeout)
-            .with_keep_alive(Duration::from_secs(1), config.timeout)
-            .with_keep_alive_while_idle(true);
+            // etcd answers pings more often than its --grpc-keepalive-min-time (5 s by default), or on a
+            // connection without streams, with GOAWAY "too_many_pings", which cancels every request in flight.
+            .with_keep_alive(KEEP_ALIVE_INTERVAL, config.timeout)
+            .with_keep_alive_while_idle(false);
         if config.uses_tls() {
             opts = opts.with_tls(tls_options(&config.tls)?);
         } else if config.tls.ca_file.is_some() || config.tls.cert_file.is_some() {

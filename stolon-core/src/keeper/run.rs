@@ -79,6 +79,11 @@ struct Shared {
     pg_state: Mutex<Option<PostgresState>>,
     sleep: watch::Sender<Duration>,
     cd_changed: Notify,
+    /// A pass changed the local DB (another DB, a new generation, e.g. a promotion): observe it at once.
+    observe_now: Notify,
+    /// An urgent observation is ready: publish the keeper info at once, so the sentinel sees the change
+    /// without waiting for the next `sleepInterval` tick.
+    publish_now: Notify,
     metrics: Arc<KeeperMetrics>,
 }
 
@@ -166,6 +171,8 @@ pub async fn run(
         pg_state: Mutex::new(None),
         sleep: sleep_tx,
         cd_changed: Notify::new(),
+        observe_now: Notify::new(),
+        publish_now: Notify::new(),
         metrics,
     });
     let tasks = [
@@ -193,8 +200,12 @@ fn sleep_of(shared: &Shared) -> Duration {
 
 async fn state_machine_loop(shared: Arc<Shared>) {
     loop {
+        let before = db_progress(&shared).await;
         if let Err(e) = state_machine_pass(&shared).await {
             tracing::error!(error = %e, "state machine pass failed");
+        }
+        if db_progress(&shared).await != before {
+            shared.observe_now.notify_one();
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep_of(&shared)) => {}
@@ -298,6 +309,7 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
 }
 
 async fn pg_state_loop(shared: Arc<Shared>) {
+    let mut urgent = false;
     loop {
         let local = shared.db_state.lock().await.clone();
         let s = &shared.cfg.settings;
@@ -312,8 +324,20 @@ async fn pg_state_loop(shared: Arc<Shared>) {
         };
         let st = observe(&shared.pg, &shared.conn, &ctx).await;
         *shared.pg_state.lock().await = Some(st);
-        tokio::time::sleep(sleep_of(&shared) / 2).await;
+        if urgent {
+            shared.publish_now.notify_one();
+        }
+        urgent = tokio::select! {
+            _ = tokio::time::sleep(sleep_of(&shared) / 2) => false,
+            _ = shared.observe_now.notified() => true,
+        };
     }
+}
+
+/// The local DB and the generation it converged to: a change means the sentinel has news.
+async fn db_progress(shared: &Shared) -> (String, i64) {
+    let local = shared.db_state.lock().await;
+    (local.uid.clone(), local.generation)
 }
 
 async fn info_loop(shared: Arc<Shared>) {
@@ -334,6 +358,9 @@ async fn info_loop(shared: Arc<Shared>) {
                 tracing::warn!(error = %e, "cannot publish keeper info");
             }
         }
-        tokio::time::sleep(sleep_of(&shared)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_of(&shared)) => {}
+            _ = shared.publish_now.notified() => {}
+        }
     }
 }

@@ -60,6 +60,11 @@ impl MonoClock {
     pub fn now(&self) -> Now {
         Now { mono: MonoTime(self.origin.elapsed()), wall: Timestamp::now() }
     }
+
+    /// The real instant of `t` on this clock.
+    pub fn instant_of(&self, t: MonoTime) -> Instant {
+        self.origin + t.0
+    }
 }
 
 impl Default for MonoClock {

@@ -181,7 +181,16 @@ pub fn update_keepers_status(
     for (uid, k) in cd.keepers.iter_mut() {
         match fresh.get(uid) {
             None => {
-                hist.keeper_errors.entry(uid.clone()).or_insert(now.mono);
+                // The error started when the last heartbeat went stale (one sleepInterval after it was seen),
+                // not at the pass that noticed it: failInterval is not stretched by the pass schedule.
+                let stale_since = hist
+                    .keeper_infos
+                    .get(uid)
+                    .filter(|seen| seen.changed)
+                    .map(|seen| seen.at.after(sleep_interval))
+                    .filter(|t| *t <= now.mono)
+                    .unwrap_or(now.mono);
+                hist.keeper_errors.entry(uid.clone()).or_insert(stale_since);
             }
             Some(ki) => {
                 hist.keeper_errors.remove(uid);
@@ -243,4 +252,36 @@ pub fn update_keepers_status(
     let published: std::collections::BTreeSet<&String> = infos.values().map(|ki| &ki.uid).collect();
     hist.keeper_infos.retain(|uid, _| published.contains(uid));
     cd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterSpec;
+    use crate::time::Timestamp;
+
+    fn at(secs: f64) -> Now {
+        Now { mono: MonoTime::from_duration(Duration::from_secs_f64(secs)), wall: Timestamp::now() }
+    }
+
+    #[test]
+    fn a_silent_keeper_fails_fail_interval_after_its_heartbeat_went_stale() {
+        // Defaults: sleepInterval 5 s, failInterval 20 s.
+        let mut cd = ClusterData::new_initial("c", ClusterSpec::default(), Timestamp::now());
+        let info =
+            KeeperInfo { uid: "k1".into(), info_uid: "i1".into(), cluster_uid: "c".into(), ..Default::default() };
+        let infos = BTreeMap::from([("k1".to_string(), info)]);
+        let mut hist = Histories::new_term();
+        hist.observed = true;
+        cd = update_keepers_status(&cd, &infos, &mut hist, at(0.0));
+        assert!(cd.keepers["k1"].status.healthy);
+        // The heartbeat is stale from 5 s on; the pass that notices it runs at 12 s.
+        cd = update_keepers_status(&cd, &infos, &mut hist, at(12.0));
+        assert!(cd.keepers["k1"].status.healthy);
+        assert_eq!(hist.keeper_errors["k1"], MonoTime::from_duration(Duration::from_secs(5)));
+        cd = update_keepers_status(&cd, &infos, &mut hist, at(24.9));
+        assert!(cd.keepers["k1"].status.healthy, "within failInterval of the stale heartbeat");
+        cd = update_keepers_status(&cd, &infos, &mut hist, at(25.1));
+        assert!(!cd.keepers["k1"].status.healthy, "failInterval after the heartbeat went stale, not after 12 s");
+    }
 }

@@ -5,9 +5,12 @@
 //! (create-only put, or a compare-and-swap replacing a `null` document); only the leader decides and writes,
 //! always with a compare-and-swap on the revision it read, and it checks that it still leads immediately
 //! before each write. A pass runs when leadership is
-//! acquired, when the cluster data changes in the store (watch; our own writes are ignored), and otherwise
-//! every `sleepInterval` as a safety net.
+//! acquired, when the cluster data changes in the store (watch; our own writes are ignored), when a failure
+//! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
+//! `sleepInterval` later), while a newly elected master is not yet converged and routed whenever a keeper
+//! publishes a new info (polled every [`INFO_POLL`]), and otherwise every `sleepInterval`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +24,7 @@ use super::clock::MonoClock;
 use super::decide::{check_readable, decide};
 use super::entropy::OsEntropy;
 use super::health::Histories;
-use crate::cluster::{ClusterData, ClusterSpec, SentinelInfo, defaults, new_uid};
+use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, defaults, new_uid};
 use crate::store::{ClusterStore, sentinel_info_ttl};
 use crate::time::Timestamp;
 
@@ -30,6 +33,10 @@ pub const ELECTION_TTL: Duration = Duration::from_secs(20);
 
 /// Pause before campaigning again after an election error (stolon's 10 s, capped by the election TTL).
 const ELECTION_RETRY: Duration = Duration::from_secs(10);
+
+/// How often the leader polls the keeper infos while a newly elected master is not converged and routed yet:
+/// the proxies are pointed at it on the first pass that sees its keeper report the promotion.
+pub const INFO_POLL: Duration = Duration::from_millis(200);
 
 /// How a sentinel runs.
 #[derive(Debug, Clone)]
@@ -89,6 +96,10 @@ struct LoopState {
     sleep_interval: Duration,
     last_written: Option<Revision>,
     last_seen: Option<Revision>,
+    /// The earliest failure timer of the last pass that has not expired yet.
+    next_expiry: Option<Instant>,
+    /// The keeper infos (uid, infoUID) of the last pass, when the cluster waits for its new master.
+    awaited_infos: Option<BTreeMap<String, String>>,
 }
 
 impl Sentinel {
@@ -115,6 +126,8 @@ impl Sentinel {
             sleep_interval: defaults::SLEEP_INTERVAL.to_std_saturating(),
             last_written: None,
             last_seen: None,
+            next_expiry: None,
+            awaited_infos: None,
         };
         let mut watch: Option<WatchStream> = None;
         tokio::pin!(shutdown);
@@ -123,11 +136,17 @@ impl Sentinel {
             if watch.is_none() {
                 watch = self.store.watch_cluster_data(state.last_seen.as_ref()).await.ok();
             }
-            let deadline = Instant::now() + state.sleep_interval;
+            let regular = Instant::now() + state.sleep_interval;
+            let deadline = state.next_expiry.filter(|t| *t < regular).unwrap_or(regular);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => break 'outer,
                     _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep(INFO_POLL), if state.awaited_infos.is_some() => {
+                        if self.keeper_infos_changed(state.awaited_infos.as_ref()).await {
+                            break;
+                        }
+                    }
                     changed = term_rx.changed() => {
                         if changed.is_err() { tokio::time::sleep_until(deadline).await; }
                         break;
@@ -151,8 +170,47 @@ impl Sentinel {
         }
     }
 
-    /// One pass (reference §4.1, "one check").
+    /// Whether the keeper infos differ from `seen` (a read error counts as no change).
+    async fn keeper_infos_changed(&self, seen: Option<&BTreeMap<String, String>>) -> bool {
+        match self.store.keeper_infos().await {
+            Ok(infos) => Some(&info_signature(&infos.valid)) != seen,
+            Err(_) => false,
+        }
+    }
+
+    /// One pass (reference §4.1, "one check"), then what the loop needs to schedule the next one.
     async fn check(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>) {
+        state.next_expiry = None;
+        state.awaited_infos = None;
+        self.check_once(state, term_rx).await;
+    }
+
+    /// Records when the next pass is due besides the regular one: at the earliest unexpired failure timer
+    /// of `hist`, and on new keeper infos while `cd`'s master is not converged and routed.
+    fn schedule(
+        &self,
+        state: &mut LoopState,
+        cd: &ClusterData,
+        hist: &Histories,
+        keepers: &BTreeMap<String, KeeperInfo>,
+    ) {
+        let now = self.clock.now().mono;
+        let fail = cd.cluster.spec.fail_interval();
+        state.next_expiry = hist
+            .keeper_errors
+            .values()
+            .chain(hist.db_errors.values())
+            .map(|t| t.after(fail).after(Duration::from_millis(1)))
+            .filter(|t| *t > now)
+            .min()
+            .map(|t| Instant::from_std(self.clock.instant_of(t)));
+        let awaiting = cd
+            .master_db()
+            .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid);
+        state.awaited_infos = awaiting.then(|| info_signature(keepers));
+    }
+
+    async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>) {
         let read = match self.store.cluster_data().await {
             Ok(read) => read,
             Err(e) if e.is_conflict() => return,
@@ -212,6 +270,7 @@ impl Sentinel {
             }
         };
         if !decision.write {
+            self.schedule(state, &read.data, &decision.histories, &keepers.valid);
             state.histories = decision.histories;
             self.finish_check();
             return;
@@ -225,6 +284,7 @@ impl Sentinel {
             Ok(rev) => {
                 tracing::debug!(uid = %self.config.uid, revision = %rev, "cluster data written");
                 state.last_written = Some(rev);
+                self.schedule(state, &decision.cluster_data, &decision.histories, &keepers.valid);
                 state.histories = decision.histories;
             }
             Err(e) if e.is_conflict() => {
@@ -267,6 +327,11 @@ impl Sentinel {
 /// (create-only) when there is no document or a real one (then the put conflicts, as it should).
 fn null_document_revision(doc: Option<&stolon_store::Document>) -> Option<Revision> {
     doc.filter(|d| ClusterData::from_json(&d.value).is_ok_and(|cd| cd.is_none())).map(|d| d.revision.clone())
+}
+
+/// The keepers' published infos as (uid, infoUID): a new info changes it.
+fn info_signature(infos: &BTreeMap<String, KeeperInfo>) -> BTreeMap<String, String> {
+    infos.iter().map(|(uid, ki)| (uid.clone(), ki.info_uid.clone())).collect()
 }
 
 /// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.

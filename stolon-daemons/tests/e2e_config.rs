@@ -78,7 +78,7 @@ async fn test_wal_level(env: Env) -> R<()> {
     ensure!(!log_since(&c, &uid, from)?.contains(RELOADING), "wal_level=archive caused a reload");
     restart_keeper(&mut c, &uid).await?;
     c.wait_in_recovery(&uid, false, WAIT).await?;
-    let level = file_parameters(&c.connect(&uid).await?).await?.remove("wal_level");
+    let level = sql::file_parameters(&c.connect(&uid).await?).await?.remove("wal_level");
     ensure!(matches!(level.as_deref(), Some("replica" | "hot_standby")), "wal_level is {level:?}, want replica");
 
     let from = c.keeper_ref(&uid)?.proc.log_len();
@@ -86,7 +86,7 @@ async fn test_wal_level(env: Env) -> R<()> {
     c.keeper_ref(&uid)?.proc.wait_log(from, RELOADING, Duration::from_secs(30)).await?;
     restart_keeper(&mut c, &uid).await?;
     c.wait_in_recovery(&uid, false, WAIT).await?;
-    let level = file_parameters(&c.connect(&uid).await?).await?.remove("wal_level");
+    let level = sql::file_parameters(&c.connect(&uid).await?).await?.remove("wal_level");
     ensure!(level.as_deref() == Some("logical"), "wal_level is {level:?}, want logical");
     Ok(())
 }
@@ -106,7 +106,7 @@ async fn test_alter_system(env: Env) -> R<()> {
     );
     restart_keeper(&mut c, &uid).await?;
     c.wait_in_recovery(&uid, false, WAIT).await?;
-    let params = file_parameters(&c.connect(&uid).await?).await?;
+    let params = sql::file_parameters(&c.connect(&uid).await?).await?;
     ensure!(!params.contains_key("archive_mode"), "archive_mode set after restart: {:?}", params.get("archive_mode"));
     Ok(())
 }
@@ -186,7 +186,7 @@ async fn test_automatic_pg_restart(env: Env) -> R<()> {
 async fn test_advertise(env: Env) -> R<()> {
     let flags = ["--pg-advertise-address", "6.6.6.6", "--pg-advertise-port", "6666"];
     let (c, uid) = single_keeper(&env, &base_spec(), &flags).await?;
-    let params = file_parameters(&c.connect(&uid).await?).await?;
+    let params = sql::file_parameters(&c.connect(&uid).await?).await?;
     let port = c.keeper_ref(&uid)?.pg_port.to_string();
     ensure!(
         params.get("listen_addresses").map(String::as_str) == Some("127.0.0.1") && params.get("port") == Some(&port),
@@ -246,17 +246,6 @@ async fn wait_converged(c: &TestCluster, uid: &str, pred: impl Fn(&BTreeMap<Stri
     })
     .await
     .map(|_| ())
-}
-
-/// The parameters PostgreSQL took from its configuration file (stolon's GetPGParameters).
-async fn file_parameters(client: &Client) -> R<BTreeMap<String, String>> {
-    let rows = tokio::time::timeout(
-        sql::STATEMENT_TIMEOUT,
-        client.query("SELECT name, setting FROM pg_settings WHERE source = 'configuration file'", &[]),
-    )
-    .await
-    .context("reading pg_settings timed out")??;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 /// The effective `max_connections` of keeper `uid`.

@@ -10,7 +10,6 @@
 #[path = "e2e/harness/mod.rs"]
 mod harness;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,7 +96,7 @@ async fn test_init_existing(env: Env, merge: bool) -> R<()> {
     c.wait_in_recovery(&uid, false, WAIT).await?;
     c.wait_rows(&uid, &[1], WAIT).await?;
 
-    let archive_mode = file_parameters(&c.connect(&uid).await?).await?.remove("archive_mode");
+    let archive_mode = sql::file_parameters(&c.connect(&uid).await?).await?.remove("archive_mode");
     let spec_archive_mode = c.cd().await?.cluster.spec.pg_parameters.unwrap_or_default().remove("archive_mode");
     let want = merge.then(|| "on".to_string());
     ensure!(archive_mode == want, "merge {merge}: archive_mode in the instance is {archive_mode:?}, want {want:?}");
@@ -257,7 +256,7 @@ async fn test_pitr(env: Env, recovery_target: bool) -> R<()> {
     c.wait_in_recovery(&uid, false, WAIT).await?;
     let want: &[i32] = if recovery_target { &[2] } else { &[2, 3] };
     c.wait_rows(&uid, want, WAIT).await?;
-    let prepared = file_parameters(&c.connect(&uid).await?).await?.remove("max_prepared_transactions");
+    let prepared = sql::file_parameters(&c.connect(&uid).await?).await?.remove("max_prepared_transactions");
     ensure!(prepared.as_deref() == Some("100"), "max_prepared_transactions is {prepared:?}, want 100");
     Ok(())
 }
@@ -340,17 +339,6 @@ async fn has_replication(client: &Client, name: &str) -> R<bool> {
     let v =
         sql::query_text(client, &format!("SELECT rolreplication::text FROM pg_roles WHERE rolname = '{name}'")).await?;
     Ok(v == "true")
-}
-
-/// The parameters PostgreSQL took from its configuration file (stolon's GetPGParameters).
-async fn file_parameters(client: &Client) -> R<BTreeMap<String, String>> {
-    let rows = tokio::time::timeout(
-        sql::STATEMENT_TIMEOUT,
-        client.query("SELECT name, setting FROM pg_settings WHERE source = 'configuration file'", &[]),
-    )
-    .await
-    .context("reading pg_settings timed out")??;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 /// `pg_basebackup -F tar -X none` of keeper `uid` into `dir` as the replication user: the WAL it needs comes

@@ -88,6 +88,17 @@ pub async fn in_recovery(client: &Client) -> R<bool> {
     Ok(row.try_get::<_, bool>(0)?)
 }
 
+/// The parameters PostgreSQL took from its configuration file (stolon's GetPGParameters).
+pub async fn file_parameters(client: &Client) -> R<std::collections::BTreeMap<String, String>> {
+    let rows = tokio::time::timeout(
+        STATEMENT_TIMEOUT,
+        client.query("SELECT name, setting FROM pg_settings WHERE source = 'configuration file'", &[]),
+    )
+    .await
+    .context("reading pg_settings timed out")??;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
 /// The port the server listens on, as PostgreSQL reports it.
 pub async fn server_port(client: &Client) -> R<u16> {
     Ok(query_text(client, "SHOW port").await?.parse()?)

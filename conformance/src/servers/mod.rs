@@ -9,7 +9,9 @@ mod kube;
 mod postgres;
 mod process;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
+use std::sync::Mutex;
 
 pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipped_rbac};
 pub use consul::{ConsulFactory, ConsulServer, LeaderlessConsul, consul_binary};
@@ -19,9 +21,20 @@ pub use postgres::{
     postgres_run_as,
 };
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago and that this process has not handed out before: a server
+/// often binds its port long after it was chosen (a keeper's PostgreSQL only after its base backup), and the
+/// kernel may offer that port again to the next caller in the meantime.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let probe = || TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..1000 {
+        let port = probe();
+        if port != 0 && handed_out.insert(port) {
+            return port;
+        }
+    }
+    probe()
 }
 
 /// A loopback port on which nothing listens (connections are refused).

@@ -43,6 +43,7 @@ pub fn run(all: Vec<Scenario>) {
         .expect("tokio runtime");
     let trials = trials(&all, chosen, runtime.handle());
     let conclusion = libtest_mimic::run(&args, trials);
+    runtime.block_on(super::store::shutdown_shared_servers());
     drop(runtime);
     conclusion.exit();
 }

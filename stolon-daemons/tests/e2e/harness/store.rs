@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use stolon_conformance::servers::{ConsulServer, EtcdServer, KubeApiServer, KubeFactory};
 use stolon_core::stolon_store::{StoreBackend, StoreConfig};
-use tokio::sync::OnceCell;
 
 use super::R;
 use super::process::send_signal;
@@ -59,25 +58,38 @@ pub struct KubeShared {
     _dir: tempfile::TempDir,
 }
 
-static KUBE: OnceCell<Arc<KubeShared>> = OnceCell::const_new();
+/// The run's control plane, started on first use and stopped by [`shutdown_shared_servers`].
+static KUBE: tokio::sync::Mutex<Option<Arc<KubeShared>>> = tokio::sync::Mutex::const_new(None);
+
+/// Stops the servers shared by a binary's scenarios (the kube-apiserver and its etcd) and removes their
+/// directories. Called by the runner once every scenario has finished.
+pub async fn shutdown_shared_servers() {
+    KUBE.lock().await.take();
+}
 
 impl KubeShared {
     async fn get() -> R<Arc<KubeShared>> {
-        KUBE.get_or_try_init(|| async {
-            // Its processes are watched by a reaper tied to this test process, not to a thread.
-            let server = tokio::task::spawn_blocking(KubeApiServer::start).await??;
-            let factory = KubeFactory::new(Arc::new(server), STORE_TIMEOUT).await?;
-            // The daemons find their namespace in the kubeconfig's context, as they would in a pod.
-            let dir = tempfile::Builder::new().prefix("stolon-e2e-kube").tempdir()?;
-            let text = std::fs::read_to_string(factory.server().stolon_kubeconfig())?;
-            anyhow::ensure!(text.contains("  context:\n"), "unexpected kubeconfig layout");
-            let text = text.replace("  context:\n", &format!("  context:\n    namespace: {}\n", factory.namespace()));
-            let kubeconfig = dir.path().join("stolon.kubeconfig");
-            std::fs::write(&kubeconfig, text)?;
-            Ok(Arc::new(KubeShared { factory, kubeconfig, _dir: dir }))
-        })
-        .await
-        .cloned()
+        let mut shared = KUBE.lock().await;
+        if let Some(k) = shared.as_ref() {
+            return Ok(k.clone());
+        }
+        let started = Self::start().await?;
+        *shared = Some(started.clone());
+        Ok(started)
+    }
+
+    async fn start() -> R<Arc<KubeShared>> {
+        // Its processes are watched by a reaper tied to this test process, not to a thread.
+        let server = tokio::task::spawn_blocking(KubeApiServer::start).await??;
+        let factory = KubeFactory::new(Arc::new(server), STORE_TIMEOUT).await?;
+        // The daemons find their namespace in the kubeconfig's context, as they would in a pod.
+        let dir = tempfile::Builder::new().prefix("stolon-e2e-kube").tempdir()?;
+        let text = std::fs::read_to_string(factory.server().stolon_kubeconfig())?;
+        anyhow::ensure!(text.contains("  context:\n"), "unexpected kubeconfig layout");
+        let text = text.replace("  context:\n", &format!("  context:\n    namespace: {}\n", factory.namespace()));
+        let kubeconfig = dir.path().join("stolon.kubeconfig");
+        std::fs::write(&kubeconfig, text)?;
+        Ok(Arc::new(KubeShared { factory, kubeconfig, _dir: dir }))
     }
 }
 

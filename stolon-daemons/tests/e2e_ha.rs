@@ -57,28 +57,15 @@ async fn test_init_with_multiple_keepers(env: Env) -> R<()> {
 /// Stopping the master keeper (SIGINT: it stops its PostgreSQL) makes the standby the master, with the
 /// data, and the proxies route to it. With synchronous replication, no acknowledged write is lost.
 async fn test_failover(env: Env, v: Variant) -> R<()> {
-    let mut c = TestCluster::start(&env, &v.ha_spec(), 2, 1, 2).await?;
-    let master = c.wait_master_ready().await?;
-    let standby = c.others(&master)[0].clone();
-    c.wait_standby(&standby, WAIT).await?;
-    if v.sync() {
-        c.wait_sync_standbys(&[&standby], WAIT).await?;
-    }
-    let m = c.connect(&master).await?;
-    sql::create_table(&m).await?;
-    sql::write_row(&m, 1).await?;
-    c.wait_synced_xlog(&[&master, &standby], 0, WAIT).await?;
+    let (mut c, master, standby) = master_and_standby(&env, v, 2).await?;
+    first_row_everywhere(&c, &master, &standby).await?;
     c.wait_proxy_routes_to(0, &master, WAIT).await?;
     c.wait_proxy_routes_to(1, &master, WAIT).await?;
 
     let checker = start_checker(&c, v).await?;
     c.keeper(&master)?.stop().await?;
 
-    c.wait_master_is(&standby, WAIT).await?;
-    c.wait_in_recovery(&standby, false, WAIT).await?;
-    c.wait_rows(&standby, &[1], WAIT).await?;
-    c.wait_proxy_routes_to(0, &standby, WAIT).await?;
-    c.wait_proxy_routes_to(1, &standby, WAIT).await?;
+    standby_took_over(&c, &standby).await?;
     if let Some(checker) = checker {
         let report = checker.finish().await?;
         report.verify(&c.connect(&standby).await?, ACKED_BEFORE_FAULT).await?;
@@ -205,11 +192,7 @@ async fn test_force_fail(env: Env, v: Variant) -> R<()> {
     let checker = start_checker(&c, v).await?;
     c.stolonctl_ok(&["failkeeper", &master]).await?;
 
-    c.wait_master_is(&standby, WAIT).await?;
-    c.wait_in_recovery(&standby, false, WAIT).await?;
-    c.wait_rows(&standby, &[1], WAIT).await?;
-    c.wait_proxy_routes_to(0, &standby, WAIT).await?;
-    c.wait_proxy_routes_to(1, &standby, WAIT).await?;
+    standby_took_over(&c, &standby).await?;
     if let Some(checker) = checker {
         // The old master (still running) resyncs as the new synchronous standby: writes flow again.
         c.wait_standby(&master, WAIT).await?;
@@ -349,6 +332,16 @@ async fn first_row_everywhere(c: &TestCluster, master: &str, standby: &str) -> R
     sql::create_table(&m).await?;
     sql::write_row(&m, 1).await?;
     c.wait_synced_xlog(&[master, standby], flush_position(&m).await?, WAIT).await
+}
+
+/// Waits until `standby` is the master in the cluster data and in PostgreSQL, has row 1, and both proxies
+/// route to it.
+async fn standby_took_over(c: &TestCluster, standby: &str) -> R<()> {
+    c.wait_master_is(standby, WAIT).await?;
+    c.wait_in_recovery(standby, false, WAIT).await?;
+    c.wait_rows(standby, &[1], WAIT).await?;
+    c.wait_proxy_routes_to(0, standby, WAIT).await?;
+    c.wait_proxy_routes_to(1, standby, WAIT).await
 }
 
 /// With synchronous replication, a [`WriteChecker`] writing through proxy 0 that has already committed

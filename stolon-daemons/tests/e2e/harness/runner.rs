@@ -1,8 +1,9 @@
 //! The main of every end-to-end test binary: picks the backends, runs the scenarios as libtest trials.
 //!
-//! `STOLON_TEST_STORE_BACKEND=etcdv2|etcdv3|consul|kubernetes` runs the whole catalogue on that store.
-//! Unset, the run is CI's matrix: the whole catalogue on etcd v3 and the core scenarios (failover, old master
-//! restart, partition; async and sync) on etcd v2, Consul and Kubernetes. `STOLON_E2E_PARALLEL` (default 3)
+//! `STOLON_TEST_SUITE` is `ci` (the default: CI's matrix, the `Core` scenarios on every backend and the `Full`
+//! ones on etcd v3) or `full` (`scripts/test --full`: every scenario, `Extended` ones included, on every
+//! backend). `STOLON_TEST_STORE_BACKEND=etcdv2|etcdv3|consul|kubernetes` runs the suite's scenarios on that store
+//! only. `STOLON_E2E_PARALLEL` (default 3)
 //! bounds how many scenarios run at once (libtest's `--test-threads` wins when given). A failing scenario
 //! prints the tail of every component's log.
 
@@ -35,27 +36,37 @@ pub fn run(all: Vec<Scenario>) {
         },
         None => None,
     };
+    let full = match std::env::var("STOLON_TEST_SUITE").as_deref() {
+        Ok("full") => true,
+        Ok("ci") | Ok("") | Err(_) => false,
+        Ok(other) => {
+            eprintln!("STOLON_TEST_SUITE={other:?}: expected ci or full");
+            std::process::exit(2);
+        }
+    };
     let workers = NonZeroUsize::new(args.test_threads.unwrap_or(3).max(2)).map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let trials = trials(&all, chosen, runtime.handle());
+    let trials = trials(&all, chosen, full, runtime.handle());
     let conclusion = libtest_mimic::run(&args, trials);
     runtime.block_on(super::store::shutdown_shared_servers());
     drop(runtime);
     conclusion.exit();
 }
 
-fn trials(all: &[Scenario], chosen: Option<Backend>, handle: &tokio::runtime::Handle) -> Vec<Trial> {
+fn trials(all: &[Scenario], chosen: Option<Backend>, full: bool, handle: &tokio::runtime::Handle) -> Vec<Trial> {
     let mut out = Vec::new();
     for backend in Backend::ALL {
         for s in all {
-            let wanted = match chosen {
-                Some(b) => b == backend,
-                None => backend == Backend::EtcdV3 || s.tier == Tier::Core,
-            };
+            let in_suite = full || s.tier != Tier::Extended;
+            let wanted = in_suite
+                && match chosen {
+                    Some(b) => b == backend,
+                    None => full || s.tier == Tier::Core || backend == Backend::EtcdV3,
+                };
             if !wanted {
                 continue;
             }

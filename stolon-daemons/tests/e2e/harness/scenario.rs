@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use super::R;
 use super::store::Backend;
 
-/// Where a scenario runs when no backend is chosen: `Core` scenarios run on every backend, `Full` ones on
-/// etcd v3 only (with `STOLON_TEST_STORE_BACKEND` set, every scenario runs on that backend).
+/// Where a scenario runs in CI's suite when no backend is chosen: `Core` scenarios run on every backend,
+/// `Full` ones on etcd v3 only, `Extended` ones not at all (they run in the full suite,
+/// `STOLON_TEST_SUITE=full`, which runs every scenario on every backend). With `STOLON_TEST_STORE_BACKEND` set,
+/// the suite's scenarios run on that backend only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     Core,
     Full,
+    Extended,
 }
 
 type Body = Arc<dyn Fn(Env) -> Pin<Box<dyn Future<Output = R<()>> + Send>> + Send + Sync>;
@@ -47,6 +50,16 @@ impl Scenario {
         Fut: Future<Output = R<()>> + Send + 'static,
     {
         Scenario::new(name, Tier::Full, body)
+    }
+
+    /// A scenario run only by the full suite (`scripts/test --full`): long or repetitive variants that CI's
+    /// time budget leaves out.
+    pub fn extended<F, Fut>(name: impl Into<String>, body: F) -> Scenario
+    where
+        F: Fn(Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R<()>> + Send + 'static,
+    {
+        Scenario::new(name, Tier::Extended, body)
     }
 
     fn new<F, Fut>(name: impl Into<String>, tier: Tier, body: F) -> Scenario

@@ -4,9 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use stolon_conformance::{ConfigFactory, runner};
 use stolon_store::{StoreBackend, StoreConfig};
+
+// The Go boolean flag syntax of the stolon-rs binaries (one source, shared with stolon-daemons, which this
+// crate must not depend on).
+#[path = "../../stolon-daemons/src/bool_flags.rs"]
+mod bool_flags;
 
 /// Validate a coordination store for stolon-rs: every case of the shared conformance suite, one line each,
 /// then `N passed, N failed, N skipped`. Exits non-zero if any case failed. Cases use their own unique
@@ -77,7 +82,7 @@ fn config(args: &Args) -> Result<StoreConfig, stolon_store::StoreError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::from_arg_matches(&bool_flags::get_matches(Args::command())).unwrap_or_else(|e| e.exit());
     let cases = runner::select(args.cases.as_deref());
     if args.list {
         for c in &cases {

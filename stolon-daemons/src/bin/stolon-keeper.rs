@@ -415,9 +415,22 @@ mod tests {
         assert!(cli.can_be_master && cli.can_be_synchronous_replica);
         assert!(!cli.disable_data_dir_locking);
         assert_eq!(cli.pg_os_user, "postgres");
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        stolon_daemons::try_parse_cli_from(env::KEEPER, std::iter::once("stolon-keeper").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn boolean_flags_take_go_syntax() {
         let cli =
-            Cli::try_parse_from(["stolon-keeper", "--can-be-master=false", "--can-be-synchronous-replica", "false"])
-                .unwrap();
-        assert!(!cli.can_be_master && !cli.can_be_synchronous_replica);
+            parse(&["--can-be-master=F", "--can-be-synchronous-replica=0", "--disable-data-dir-locking=T"]).unwrap();
+        assert!(!cli.can_be_master && !cli.can_be_synchronous_replica && cli.disable_data_dir_locking);
+        let cli =
+            parse(&["--can-be-master", "--debug=TRUE", "--store-skip-tls-verify=1", "--log-color=False"]).unwrap();
+        assert!(cli.can_be_master && cli.debug && cli.common.store_skip_tls_verify);
+        assert_eq!(cli.common.log_color, Some(false));
+        let e = parse(&["--can-be-synchronous-replica", "false"]).unwrap_err().to_string();
+        assert!(e.contains("--can-be-synchronous-replica") && e.contains("\"false\""), "{e}");
     }
 }

@@ -221,3 +221,22 @@ fn main() -> ExitCode {
     };
     runtime.block_on(serve(cli, listen))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        stolon_daemons::try_parse_cli_from(env::PROXY, std::iter::once("stolon-proxy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn boolean_flags_take_go_syntax() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.stop_listening && !cli.debug && !cli.common.store_skip_tls_verify);
+        let cli = parse(&["--stop-listening=f", "--debug=t", "--store-skip-tls-verify=True"]).unwrap();
+        assert!(!cli.stop_listening && cli.debug && cli.common.store_skip_tls_verify);
+        let e = parse(&["--stop-listening", "FALSE"]).unwrap_err().to_string();
+        assert!(e.contains("--stop-listening") && e.contains("\"FALSE\""), "{e}");
+    }
+}

@@ -133,3 +133,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args = std::iter::once("stolon-sentinel").chain(args.iter().copied());
+        stolon_daemons::try_parse_cli_from(env::SENTINEL, args)
+    }
+
+    #[test]
+    fn boolean_flags_take_go_syntax() {
+        let cli = parse(&["--debug=1", "--store-skip-tls-verify=FALSE", "--log-color"]).unwrap();
+        assert!(cli.debug && !cli.common.store_skip_tls_verify);
+        assert_eq!(cli.common.log_color, Some(true));
+        let e = parse(&["--debug", "0"]).unwrap_err().to_string();
+        assert!(e.contains("--debug") && e.contains("\"0\""), "{e}");
+    }
+}

@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stolon_core::ctl::{self, PromoteOutcome, SpecUpdate};
 use stolon_core::stolon_store::KubeConfig;
 use stolon_core::store::ClusterStore;
-use stolon_daemons::{common::CommonArgs, env, logging};
+use stolon_daemons::{bool_flags, common::CommonArgs, env, logging};
 
 /// Operate a stolon-rs cluster. Every flag, subcommand flags included, can also be set as
 /// STOLONCTL_<FLAG_NAME> (e.g. STOLONCTL_CLUSTER_NAME, STOLONCTL_YES).
@@ -150,13 +150,18 @@ struct RegisterArgs {
     debug: bool,
 }
 
-fn main() -> ExitCode {
-    // Like stolon's persistent flags, the store flags are accepted after the subcommand too.
+/// Parses stolonctl's command line (with the program name): flags from the environment, boolean flags in Go's
+/// syntax, and, like stolon's persistent flags, the store flags accepted after the subcommand too.
+fn parse_cli(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let cmd = env::with_env_prefix(
         Cli::command().mut_args(|a| if a.is_positional() { a } else { a.global(true) }),
         env::STOLONCTL,
     );
-    let cli = Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&bool_flags::try_get_matches_from(cmd, args)?)
+}
+
+fn main() -> ExitCode {
+    let cli = parse_cli(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     if let Command::Version = cli.command {
         println!("stolonctl version {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
@@ -383,5 +388,32 @@ async fn register_loop(
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse_cli(std::iter::once("stolonctl").chain(args.iter().copied()).map(Into::into).collect())
+    }
+
+    #[test]
+    fn boolean_flags_take_go_syntax() {
+        let cli = parse(&["promote", "--yes=false", "--store-skip-tls-verify=T"]).unwrap();
+        assert!(matches!(cli.command, Command::Promote { yes: false }) && cli.common.store_skip_tls_verify);
+        let cli = parse(&["update", "-p=1", "{}"]).unwrap();
+        assert!(matches!(cli.command, Command::Update { patch: true, spec: Some(_), .. }));
+        let cli = parse(&["register", "--register-master=True", "--register-skip-tls-verify=0", "--debug"]).unwrap();
+        let Command::Register(r) = cli.command else { panic!("register expected") };
+        assert!(r.register_master && !r.register_skip_tls_verify && r.debug);
+        // A spec after --yes is still the spec; a boolean word is refused.
+        let cli = parse(&["init", "--yes", "{}"]).unwrap();
+        assert!(matches!(cli.command, Command::Init { yes: true, spec: Some(_), .. }));
+        let e = parse(&["init", "-y", "false"]).unwrap_err().to_string();
+        assert!(e.contains("-y") && e.contains("\"false\""), "{e}");
+        let e = parse(&["clusterdata", "read", "--pretty", "TRUE"]).unwrap_err().to_string();
+        assert!(e.contains("--pretty") && e.contains("\"TRUE\""), "{e}");
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use stolon_conformance::servers::EtcdServer;
-use stolon_core::cluster::{ClusterData, ProxyInfo, SentinelInfo};
+use stolon_core::cluster::{ClusterData, KeeperInfo, ProxyInfo, SentinelInfo};
 use stolon_core::ctl::{self, CtlError, SpecUpdate};
 use stolon_core::stolon_store::{
     self, Capabilities, Document, Election, Leadership, MemberKind, MemberRecord, Revision, Store, StoreBackend,
@@ -536,8 +536,16 @@ async fn failkeeper_and_removekeeper() {
     assert!(!cd.keepers.contains_key("keeper2"));
     assert!(!cd.dbs.contains_key("f9e8d7c6"), "its DB is removed with it");
     assert!(cd.dbs.contains_key("e5f6a7b8"));
+    let mark = &cd.cluster.status.removed_keepers["keeper2"];
+    assert_eq!(mark.boot_uuid, "", "keeper2 never reported a boot UUID");
+    assert!(!mark.remove_time.is_zero());
+    // A keeper the cluster data knows without boot UUID is marked with the one its info publishes.
+    let info = KeeperInfo { uid: "keeper3".into(), boot_uuid: "b3".into(), ..Default::default() };
+    f.store.set_keeper_info(&info, Duration::from_secs(30)).await.expect("keeper info written");
     assert_ok(&f.ctl(&["removekeeper", "keeper3"]).await);
-    assert!(!f.data().await.keepers.contains_key("keeper3"), "a keeper without DB");
+    let cd = f.data().await;
+    assert!(!cd.keepers.contains_key("keeper3"), "a keeper without DB");
+    assert_eq!(cd.cluster.status.removed_keepers["keeper3"].boot_uuid, "b3");
     assert_rejected(&f, &["removekeeper", "keeper0"], None, "hosts the current master db a1b2c3d4").await;
     assert_rejected(&f, &["removekeeper", "nokeeper"], None, "does not exist").await;
     // The status tree skips the follower that no longer exists.

@@ -79,6 +79,24 @@ pub struct ClusterStatus {
     /// DB UID of the current master; empty while none is chosen.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub master: String,
+    /// Keepers removed with `stolonctl removekeeper`, by UID: the sentinel does not add them back from the
+    /// info records of the same process. stolon-rs only (additive, omitted when empty).
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed_keepers: BTreeMap<String, RemovedKeeper>,
+}
+
+/// A keeper removed with `stolonctl removekeeper` (`cluster.status.removedKeepers.<uid>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedKeeper {
+    /// The boot UUID of the keeper process that was running (or last seen) when it was removed; only a
+    /// keeper process with another boot UUID (a restart) is added back.
+    #[serde(default, rename = "bootUUID", skip_serializing_if = "String::is_empty")]
+    pub boot_uuid: String,
+    /// When it was removed (the mark is forgotten `deadKeeperRemovalInterval` later if the keeper publishes
+    /// nothing).
+    #[serde(default)]
+    pub remove_time: Timestamp,
 }
 
 /// A short name of a JSON value's type, for error messages.

@@ -21,7 +21,7 @@ mod spec_defaults;
 mod spec_validate;
 mod uid;
 
-pub use data::{CURRENT_FORMAT_VERSION, Cluster, ClusterData, ClusterStatus, INITIAL_GENERATION};
+pub use data::{CURRENT_FORMAT_VERSION, Cluster, ClusterData, ClusterStatus, INITIAL_GENERATION, RemovedKeeper};
 pub use db::{Db, DbSpec, DbStatus, FollowConfig, PostgresTimelineHistory};
 pub use enums::{ClusterInitMode, ClusterPhase, ClusterRole, DbInitMode, DbRole, FollowType, SuReplAccessMode};
 pub use error::{ModelError, decode_json};

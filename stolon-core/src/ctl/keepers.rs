@@ -2,7 +2,9 @@
 
 use super::error::CtlError;
 use super::retry::{Decision, MAX_ATTEMPTS, Modified, modify_cluster_data};
+use crate::cluster;
 use crate::store::ClusterStore;
+use crate::time::Timestamp;
 
 /// Marks the keeper as failed for one sentinel pass (`forceFail`): if it hosts the master and a standby can
 /// take over, the sentinel fails over at once.
@@ -23,9 +25,15 @@ pub struct RemovedKeeper {
 }
 
 /// Removes the keeper and its DB from the cluster data. Refuses when its DB is the current master.
-/// Followers lists that still name the DB are cleaned by the sentinel; a keeper still running registers
-/// again and gets a fresh DB.
+/// Followers lists that still name the DB are cleaned by the sentinel. The keeper is marked removed in
+/// `cluster.status.removedKeepers` with the boot UUID of its process: the sentinel adds it back only when
+/// it publishes another boot UUID (its process restarted), and then gives it a fresh DB.
 pub async fn remove_keeper(store: &ClusterStore, keeper_uid: &str) -> Result<Modified<RemovedKeeper>, CtlError> {
+    // The boot UUID the keeper publishes, for a keeper the cluster data knows without one.
+    let published_boot = match store.keeper_infos().await {
+        Ok(infos) => infos.valid.get(keeper_uid).map(|ki| ki.boot_uuid.clone()).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     modify_cluster_data(store, MAX_ATTEMPTS, |cd| {
         if !cd.keepers.contains_key(keeper_uid) {
             return Err(CtlError::KeeperNotFound(keeper_uid.to_string()));
@@ -36,7 +44,10 @@ pub async fn remove_keeper(store: &ClusterStore, keeper_uid: &str) -> Result<Mod
         {
             return Err(CtlError::KeeperHostsMaster { keeper: keeper_uid.to_string(), db: db.clone() });
         }
-        cd.keepers.remove(keeper_uid);
+        let removed = cd.keepers.remove(keeper_uid);
+        let boot_uuid = removed.map(|k| k.status.boot_uuid).filter(|b| !b.is_empty()).unwrap_or(published_boot.clone());
+        let mark = cluster::RemovedKeeper { boot_uuid, remove_time: Timestamp::now() };
+        cd.cluster.status.removed_keepers.insert(keeper_uid.to_string(), mark);
         if let Some(db) = &db_uid {
             cd.dbs.remove(db);
         }

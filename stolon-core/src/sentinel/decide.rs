@@ -11,6 +11,7 @@ use super::error::DecideError;
 use super::health::{Convergence, Histories, update_keepers_status};
 use super::model_ext::{DbKind, db_kind};
 use super::proxies::{active_proxies, gate};
+use super::removed::screen_keeper_infos;
 use super::{init, standbys, sync};
 use crate::cluster::{
     CURRENT_FORMAT_VERSION, ClusterData, ClusterPhase, ClusterRole, DbRole, FollowType, KeeperInfo, ProxyInfo,
@@ -32,7 +33,8 @@ pub struct Decision {
 /// The first pass of a leadership term (`histories.observed == false`) only records what it sees and asks
 /// for no write: stolon decided on the previous leader's persisted health flags in that pass, which may
 /// be arbitrarily old. Later passes update keeper and DB health, compute the active proxies, run
-/// [`update_cluster`] and stamp change times.
+/// [`update_cluster`] and stamp change times. Every pass ignores the infos of keepers removed with
+/// `stolonctl removekeeper` until their process restarts ([`screen_keeper_infos`]).
 pub fn decide(
     cd: &ClusterData,
     keeper_infos: &BTreeMap<String, KeeperInfo>,
@@ -44,6 +46,8 @@ pub fn decide(
     check_readable(cd)?;
     let mut hist = histories.clone();
     let proxy_timeout = cd.cluster.spec.proxy_timeout();
+    let screened = screen_keeper_infos(cd, keeper_infos, now.wall, cd.cluster.spec.dead_keeper_removal_interval());
+    let keeper_infos = &screened.admitted;
     if !hist.observed {
         hist.observe_first(cd, keeper_infos, now);
         active_proxies(proxy_infos, &mut hist, proxy_timeout, now.mono);
@@ -53,6 +57,7 @@ pub fn decide(
     let with_health = update_keepers_status(cd, keeper_infos, &mut hist, now);
     let active = active_proxies(proxy_infos, &mut hist, proxy_timeout, now.mono);
     let mut newcd = update_cluster(&with_health, &active, &hist, now, entropy)?;
+    newcd.cluster.status.removed_keepers = screened.removed;
     update_change_times(cd, &mut newcd, now);
     hist.refresh_convergence(&newcd, now.mono);
     Ok(Decision { cluster_data: newcd, histories: hist, write: true })

@@ -8,7 +8,8 @@
 //!
 //! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
 //! (initialization phase), `election` (master choice), `standbys` (standby set), `sync` (synchronous
-//! standbys), [`proxies`] (active proxies and gating), [`decide`] (the entry points), [`run`] (the loop).
+//! standbys), [`proxies`] (active proxies and gating), [`removed`] (removed keepers stay removed), [`decide`]
+//! (the entry points), [`run`] (the loop).
 
 mod assess;
 mod clock;
@@ -20,6 +21,7 @@ pub mod health;
 mod init;
 mod model_ext;
 pub mod proxies;
+pub mod removed;
 pub mod run;
 mod standbys;
 mod sync;
@@ -31,4 +33,5 @@ pub use error::DecideError;
 pub use health::{ConvergenceMark, Histories, KeeperInfoSeen, ProxyInfoSeen, update_keepers_status};
 pub use model_ext::{FAKE_STANDBY_NAME, NOT_INCREASING_XLOGPOS_LIMIT, wal_segment_name_no_timeline};
 pub use proxies::active_proxies;
+pub use removed::{Screened, screen_keeper_infos};
 pub use run::{ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats};

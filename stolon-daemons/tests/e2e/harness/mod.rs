@@ -7,6 +7,7 @@ pub mod keeper;
 pub mod process;
 pub mod runner;
 pub mod scenario;
+pub mod sentinels;
 pub mod spec;
 pub mod sql;
 pub mod store;

@@ -1,6 +1,7 @@
-//! The whole conformance suite against a real Consul agent (1.15.4, built by scripts/build-consul), one test
-//! per case; then checks of stolon's key layout and sessions, a refused ACL token, and a Consul without a
-//! leader.
+//! The whole conformance suite against a real Consul agent with Consul's default settings (`consul agent
+//! -dev`, 1.15.4, built by scripts/build-consul), run by the `stolon-conformance` binary as users run it;
+//! `server_restart` on a private server the suite stops and restarts. Then checks of stolon's key layout
+//! and sessions, the agent's KV value limit, a refused ACL token, and a Consul without a leader.
 
 #[allow(dead_code)] // run_suite is for the etcd suites
 mod support;
@@ -16,7 +17,11 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 use stolon_conformance::servers::{ConsulFactory, ConsulServer, LeaderlessConsul};
 use stolon_conformance::{Outcome, StoreFactory, cases, unique_cluster_name};
+use stolon_store::consul::DEFAULT_KV_MAX_VALUE_SIZE;
 use stolon_store::{MemberKind, StoreError};
+
+/// The case the runner cannot run: it needs a server the suite stops and starts.
+const NEEDS_PRIVATE_SERVER: &str = "server_restart";
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -30,17 +35,21 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let factory: Arc<dyn StoreFactory> = Arc::new(ConsulFactory::new(server.clone(), support::TIMEOUT));
     let handle = runtime.handle().clone();
-    let mut trials: Vec<Trial> = cases::all()
-        .into_iter()
-        .map(|case| {
-            let (factory, handle) = (factory.clone(), handle.clone());
-            Trial::test(format!("consul::{}", case.name), move || match handle.block_on(case.run(factory)) {
-                Ok(Outcome::Passed) => Ok(()),
-                Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped in a run that owns its server: {why}"))),
-                Err(e) => Err(Failed::from(format!("{e:#}"))),
-            })
-        })
-        .collect();
+    let mut trials: Vec<Trial> = Vec::new();
+    let endpoint = server.endpoint();
+    trials.push(Trial::test("consul::runner_on_a_default_agent", move || {
+        let args = ["--store-backend", "consul", "--store-endpoints", &endpoint, "--store-timeout", "3s"];
+        let run = support::run_runner(&args.map(String::from), &[("CONSUL_HTTP_TOKEN", "")], None);
+        run.check_all_passed_but(&[NEEDS_PRIVATE_SERVER]).map_err(|e| Failed::from(format!("{e:#}")))
+    }));
+    for case in cases::all().into_iter().filter(|c| c.name == NEEDS_PRIVATE_SERVER) {
+        let (factory, handle) = (factory.clone(), handle.clone());
+        trials.push(Trial::test(format!("consul::{}", case.name), move || match handle.block_on(case.run(factory)) {
+            Ok(Outcome::Passed) => Ok(()),
+            Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped in a run that owns its server: {why}"))),
+            Err(e) => Err(Failed::from(format!("{e:#}"))),
+        }));
+    }
     let mut check = |name: &str, f: fn(Arc<ConsulServer>) -> BoxFuture<'static, anyhow::Result<()>>| {
         let (server, handle) = (server.clone(), handle.clone());
         trials.push(Trial::test(format!("consul::{name}"), move || {
@@ -48,7 +57,8 @@ fn main() {
         }));
     };
     check("stolon_layout_and_sessions", |s| Box::pin(stolon_layout_and_sessions(s)));
-    check("wrong_token_is_an_auth_error", |_| Box::pin(wrong_token_is_an_auth_error()));
+    check("document_over_the_default_limit", |s| Box::pin(document_over_the_default_limit(s)));
+    check("wrong_token_is_an_auth_error_and_limit_is_read", |_| Box::pin(wrong_token_is_an_auth_error()));
     check("no_leader_is_retried_then_reported", |_| Box::pin(no_leader_is_retried_then_reported()));
     check("tls_with_ca_client_certificate_and_skip_verify", |_| Box::pin(tls_checks()));
     let conclusion = libtest_mimic::run(&args, trials);
@@ -145,15 +155,41 @@ async fn stolon_layout_and_sessions(server: Arc<ConsulServer>) -> anyhow::Result
     Ok(())
 }
 
-/// With ACLs on, a wrong token is refused with an error that says so; the right one works.
+/// On an agent with Consul's default limits, the backend declares 512 KiB: a document of that size is
+/// stored, a larger one is refused with a clear invalid-data error and the stored one is kept.
+async fn document_over_the_default_limit(server: Arc<ConsulServer>) -> anyhow::Result<()> {
+    let store = stolon_store::connect(&server.config(&unique_cluster_name("limit"))).await?;
+    let limit = store.capabilities().max_document_size;
+    ensure!(limit == Some(DEFAULT_KV_MAX_VALUE_SIZE), "declared limit {limit:?} on a default agent");
+    let fits = vec![b'a'; DEFAULT_KV_MAX_VALUE_SIZE];
+    let rev = store.put_cluster_data_cas(&fits, None).await.context("a document of exactly the limit")?;
+    match store.put_cluster_data_cas(&vec![b'b'; DEFAULT_KV_MAX_VALUE_SIZE + 1], Some(&rev)).await {
+        Err(e @ StoreError::InvalidData { .. }) => {
+            let msg = e.to_string();
+            ensure!(msg.contains("clusterdata") && msg.contains("kv_max_value_size"), "unclear error: {msg}");
+        }
+        other => bail!("a document one byte over the limit: expected invalid data, got {other:?}"),
+    }
+    let doc = store.get_cluster_data().await?.context("document missing")?;
+    ensure!(doc.value == fits && doc.revision == rev, "a refused write changed the document");
+    Ok(())
+}
+
+/// With ACLs on, a wrong token is refused with an error that says so; the right one works. The agent has a
+/// raised KV value limit: the right token reads it from the agent, the wrong one falls back to the default.
 async fn wrong_token_is_an_auth_error() -> anyhow::Result<()> {
     const TOKEN: &str = "6f1c2a1e-5d57-4b43-9a55-0c3f1d1e2b7a";
-    let server = Arc::new(tokio::task::spawn_blocking(|| ConsulServer::start_with_acl(TOKEN)).await??);
+    const RAISED: usize = 3 * 1024 * 1024;
+    let limits = vec![format!("limits {{ kv_max_value_size = {RAISED} }}")];
+    let server =
+        Arc::new(tokio::task::spawn_blocking(move || ConsulServer::start_with_acl_and_hcl(TOKEN, &limits)).await??);
     let cluster = unique_cluster_name("acl");
     let mut config = server.config(&cluster);
     config.timeout = support::TIMEOUT;
     config.token = Some("a4c0c7d4-0000-4000-8000-000000000000".into());
     let wrong = stolon_store::connect(&config).await?;
+    let limit = wrong.capabilities().max_document_size;
+    ensure!(limit == Some(DEFAULT_KV_MAX_VALUE_SIZE), "a token that cannot read the agent: {limit:?}");
     for (what, res) in [
         ("get_cluster_data", wrong.get_cluster_data().await.map(|_| ())),
         ("set_member", wrong.set_member(MemberKind::Proxy, "p", b"x", Duration::from_secs(20)).await),
@@ -169,7 +205,9 @@ async fn wrong_token_is_an_auth_error() -> anyhow::Result<()> {
     }
     config.token = Some(TOKEN.into());
     let right = stolon_store::connect(&config).await?;
-    let rev = right.put_cluster_data_cas(b"ok", None).await.context("put with the right token")?;
+    ensure!(right.capabilities().max_document_size == Some(RAISED), "the agent's limit must be read");
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let rev = right.put_cluster_data_cas(&big, None).await.context("put 2 MiB with the right token")?;
     ensure!(right.get_cluster_data().await?.map(|d| d.revision) == Some(rev), "read back with the right token");
     right.set_member(MemberKind::Proxy, "p", b"x", Duration::from_secs(20)).await.context("session with the token")?;
     Ok(())

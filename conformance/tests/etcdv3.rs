@@ -1,5 +1,6 @@
 //! The whole conformance suite against a real etcd (v3 API), one test per case.
 
+#[allow(dead_code)] // the runner helpers are for the consul and kubernetes suites
 mod support;
 
 fn main() {

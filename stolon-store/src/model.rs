@@ -132,9 +132,9 @@ pub struct Capabilities {
     pub min_ttl: std::time::Duration,
     /// What a watch delivers.
     pub watch: WatchDelivery,
-    /// The largest cluster document the platform stores, when it is below 1 MiB (Kubernetes keeps it in an
-    /// annotation, limited to 256 KiB per object). Larger documents are refused with
-    /// [`crate::StoreError::InvalidData`].
+    /// The largest cluster document the platform stores, when it has a known limit (Kubernetes keeps it in
+    /// an annotation, limited to 256 KiB per object; Consul has its agent's `kv_max_value_size`, 512 KiB by
+    /// default). Larger documents are refused with [`crate::StoreError::InvalidData`].
     pub max_document_size: Option<usize>,
 }
 

@@ -74,11 +74,23 @@ impl ConsulServer {
 
     /// Starts a dev agent with ACLs on (default deny) and `management_token` as the management token.
     pub fn start_with_acl(management_token: &str) -> anyhow::Result<ConsulServer> {
+        Self::launch_new(Self::acl_mode(management_token))
+    }
+
+    fn acl_mode(management_token: &str) -> Mode {
         let acl = format!(
             "acl {{ enabled = true, default_policy = \"deny\", tokens {{ initial_management = \"{management_token}\", \
              agent = \"{management_token}\" }} }}"
         );
-        Self::launch_new(Mode { hcl: vec![acl], token: Some(management_token.to_string()), ..Mode::default() })
+        Mode { hcl: vec![acl], token: Some(management_token.to_string()), ..Mode::default() }
+    }
+
+    /// Starts a dev agent with ACLs on, `management_token` as the management token, and extra agent
+    /// configuration (HCL).
+    pub fn start_with_acl_and_hcl(management_token: &str, hcl: &[String]) -> anyhow::Result<ConsulServer> {
+        let mut mode = Self::acl_mode(management_token);
+        mode.hcl.extend_from_slice(hcl);
+        Self::launch_new(mode)
     }
 
     /// Starts a dev agent with extra agent configuration (HCL), e.g. a TLS listener.

@@ -15,6 +15,7 @@ mod errors;
 mod http;
 mod keys;
 mod kv;
+mod limits;
 mod members;
 mod session;
 mod watch;
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 
 pub use election::LOCK_FLAGS;
 pub use http::TOKEN_ENV;
+pub use limits::DEFAULT_KV_MAX_VALUE_SIZE;
 pub use session::MIN_TTL;
 
 use self::http::Conn;
@@ -41,18 +43,23 @@ pub struct ConsulStore {
     conn: Arc<Conn>,
     base: String,
     members: MemberSessions,
+    /// The agent's `limits.kv_max_value_size`, read when connecting.
+    max_value_size: usize,
 }
 
 impl ConsulStore {
     /// Prepares a client for the single endpoint of `config` (the token comes from `config.token`, else
-    /// from `CONSUL_HTTP_TOKEN`). No request is made: an unreachable agent fails the first operation.
+    /// from `CONSUL_HTTP_TOKEN`) and reads the agent's KV value limit (at most 2 s; Consul's default of
+    /// 512 KiB when the agent cannot say). Never fails on an unreachable agent: its first operation does.
     pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
         config.validate()?;
         let conn = Conn::new(config)?;
+        let max_value_size = limits::kv_max_value_size(&conn).await;
         Ok(ConsulStore {
             conn,
             base: keys::cluster_base(&config.prefix, &config.cluster_name),
             members: MemberSessions::default(),
+            max_value_size,
         })
     }
 
@@ -99,7 +106,7 @@ impl Store for ConsulStore {
             member_expiry: MemberExpiry::Ttl,
             min_ttl: MIN_TTL,
             watch: WatchDelivery::Coalescing,
-            max_document_size: None,
+            max_document_size: Some(self.max_value_size),
         }
     }
 

@@ -412,6 +412,23 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
     assert_eq!(k2.psql("select pg_is_in_recovery()")?, "t");
     wait_sql(&k1, "select application_name || ' ' || state from pg_stat_replication", "stolon_d2 streaming").await?;
 
+    // The standby reports its replayed position apart from its received one: with replay paused, WAL written
+    // on the master is received (xLogPos moves on, and so does the master's WAL end its WAL receiver was
+    // told, upstreamXLogPos) but not replayed (replayXLogPos stays behind).
+    k2.psql("select pg_wal_replay_pause()")?;
+    k1.psql("create table pad as select generate_series(1, 10000) as g")?;
+    let paused = |i: &KeeperInfo| {
+        i.postgres_state.as_ref().is_some_and(|s| {
+            s.replay_x_log_pos > 0 && s.x_log_pos > s.replay_x_log_pos && s.upstream_x_log_pos > s.replay_x_log_pos
+        })
+    };
+    let info = h.wait_info("k2", "received WAL ahead of the replayed WAL", paused).await?;
+    let received = info.postgres_state.map_or(0, |s| s.x_log_pos);
+    k2.psql("select pg_wal_replay_resume()")?;
+    let caught_up = |i: &KeeperInfo| i.postgres_state.as_ref().is_some_and(|s| s.replay_x_log_pos >= received);
+    h.wait_info("k2", "replay caught up with what was received while paused", caught_up).await?;
+    wait_sql(&k2, "select count(*) from pad", "10000").await?;
+
     // Promote d2: the old master loses its DB (and is stopped), d2 becomes master on a new timeline.
     cd.dbs.remove("d1");
     {

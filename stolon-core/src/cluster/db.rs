@@ -151,9 +151,17 @@ pub struct DbStatus {
     /// Current timeline.
     #[serde(default, rename = "timelineID", skip_serializing_if = "is_zero")]
     pub timeline_id: u64,
-    /// Current WAL position (LSN).
+    /// Current WAL position (LSN): flushed on a primary, received on a standby.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub x_log_pos: u64,
+    /// Last WAL position replayed on a standby, as its keeper last reported it; 0 when unknown. New in
+    /// stolon-rs (additive); the read-only route measures a standby's lag with it.
+    #[serde(default, rename = "replayXLogPos", skip_serializing_if = "is_zero")]
+    pub replay_x_log_pos: u64,
+    /// On a streaming standby, the WAL end of its upstream as last reported to it, read by its keeper
+    /// together with `replayXLogPos`; 0 when unknown. New in stolon-rs (additive).
+    #[serde(default, rename = "upstreamXLogPos", skip_serializing_if = "is_zero")]
+    pub upstream_x_log_pos: u64,
     /// The last timeline switches (at most 2 kept by stolon).
     #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub timelines_history: Vec<PostgresTimelineHistory>,

@@ -76,9 +76,19 @@ pub struct PostgresState {
     /// Current timeline.
     #[serde(default, rename = "timelineID", skip_serializing_if = "is_zero")]
     pub timeline_id: u64,
-    /// Current WAL position.
+    /// Current WAL position (`IDENTIFY_SYSTEM`: the flush position on a primary, the received one on a
+    /// standby).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub x_log_pos: u64,
+    /// Last WAL position replayed on a standby (`pg_last_wal_replay_lsn()`); 0 when unknown. New in stolon-rs
+    /// (additive: stolon's keepers do not send it).
+    #[serde(default, rename = "replayXLogPos", skip_serializing_if = "is_zero")]
+    pub replay_x_log_pos: u64,
+    /// On a streaming standby, the WAL end of the server it streams from as that server last reported it
+    /// (`pg_stat_wal_receiver.latest_end_lsn`), read together with `replayXLogPos`; 0 when not streaming.
+    /// New in stolon-rs (additive).
+    #[serde(default, rename = "upstreamXLogPos", skip_serializing_if = "is_zero")]
+    pub upstream_x_log_pos: u64,
     /// Timeline history entries.
     #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub timelines_history: Vec<PostgresTimelineHistory>,

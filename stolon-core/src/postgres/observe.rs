@@ -86,6 +86,10 @@ pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> 
 async fn collect(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext, st: &mut PostgresState) -> PgResult<()> {
     st.pg_parameters = filter_managed(conn.file_settings().await?);
     st.synchronous_standbys = Some(stolon_standby_uids(&conn.sync_standby_names().await?));
+    // Before IDENTIFY_SYSTEM, so that the replayed position is never ahead of the received one.
+    let replay = conn.replay_positions().await?;
+    st.replay_x_log_pos = replay.replayed;
+    st.upstream_x_log_pos = replay.upstream_end;
     let id = identify_system(pg, ctx.port, &ctx.repl_user, ctx.repl_password.as_deref()).await?;
     st.system_id = id.system_id;
     st.timeline_id = id.timeline;

@@ -76,6 +76,16 @@ pub fn role_statements(r: &RolesSpec) -> Vec<String> {
     s
 }
 
+/// Where a standby's replay stands, both positions read in one query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayPositions {
+    /// The last WAL position replayed (`pg_last_wal_replay_lsn()`); 0 on an instance never in recovery.
+    pub replayed: u64,
+    /// The WAL end of the server the WAL receiver streams from, as that server last reported it
+    /// (`pg_stat_wal_receiver.latest_end_lsn`); 0 when not streaming or nothing was reported yet.
+    pub upstream_end: u64,
+}
+
 impl LocalConn {
     async fn bounded<T, F: Future<Output = Result<T, tokio_postgres::Error>>>(
         &self,
@@ -183,6 +193,24 @@ impl LocalConn {
             )
             .await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
+    }
+
+    /// Where replay stands, read at one instant: see [`ReplayPositions`].
+    pub async fn replay_positions(&self) -> PgResult<ReplayPositions> {
+        let c = self.connect().await?;
+        let sql = "select pg_last_wal_replay_lsn()::text, \
+                   (select latest_end_lsn::text from pg_stat_wal_receiver where status = 'streaming' limit 1)";
+        let row = self.bounded("replay positions", c.query_one(sql, &[])).await?;
+        let lsn = |i: usize, what: &'static str| -> PgResult<u64> {
+            match row.try_get::<_, Option<String>>(i).ok().flatten() {
+                None => Ok(0),
+                Some(text) => super::replication::parse_lsn(&text).ok_or(PgError::Parse { what, detail: text }),
+            }
+        };
+        Ok(ReplayPositions {
+            replayed: lsn(0, "pg_last_wal_replay_lsn()")?,
+            upstream_end: lsn(1, "pg_stat_wal_receiver.latest_end_lsn")?,
+        })
     }
 
     /// Whether a changed parameter waits for a restart (`pg_settings.pending_restart`).

@@ -21,7 +21,8 @@ pub struct SystemIdentity {
     pub system_id: String,
     /// Current timeline (replay timeline on a standby).
     pub timeline: u64,
-    /// Current WAL position (flush position on a primary, replay on a standby).
+    /// Current WAL position (flush position on a primary; on a standby the received position, which keeps
+    /// advancing while replay is paused).
     pub xlog_pos: u64,
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-/// How long dialling the master may take before the client connection is closed.
+/// How long dialling the target may take before the client connection is closed.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Size of each of the two copy buffers of a connection.
@@ -36,7 +36,7 @@ pub struct ForwardStats {
     pub accepted: AtomicU64,
     /// Client connections closed at once because there was no target.
     pub rejected: AtomicU64,
-    /// Client connections whose dial to the master failed or timed out.
+    /// Client connections whose dial to the target failed or timed out.
     pub dial_failures: AtomicU64,
     /// Connections being forwarded now.
     pub active: AtomicI64,
@@ -44,8 +44,9 @@ pub struct ForwardStats {
     pub target_changes: AtomicU64,
 }
 
-/// One target and the connections forwarded to it.
-struct Epoch {
+/// One target and the connections forwarded to it (the master port has one at a time, the read-only port
+/// one per target).
+pub(super) struct Epoch {
     target: Option<SocketAddr>,
     /// Set to true when the epoch ends: every connection task of the epoch returns.
     cancel: watch::Sender<bool>,
@@ -55,14 +56,34 @@ struct Epoch {
 }
 
 impl Epoch {
-    fn new(target: Option<SocketAddr>) -> Epoch {
+    pub(super) fn new(target: Option<SocketAddr>) -> Epoch {
         let (cancel, _) = watch::channel(false);
         let (live, drained) = mpsc::channel(1);
         Epoch { target, cancel, live, drained }
     }
 
+    /// Forwards `client` to `target` in a new task belonging to this epoch, counted in `stats.active`;
+    /// `on_close` runs once the connection is closed. Callers hold the lock that guards the epoch's
+    /// replacement, so an epoch that ends after this call waits for the new connection too.
+    pub(super) fn spawn(
+        &self,
+        client: TcpStream,
+        target: SocketAddr,
+        stats: Arc<ForwardStats>,
+        on_close: impl FnOnce() + Send + 'static,
+    ) {
+        let (cancel, live) = (self.cancel.subscribe(), self.live.clone());
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            forward(client, target, cancel, &stats).await;
+            stats.active.fetch_sub(1, Ordering::Relaxed);
+            on_close();
+            drop(live);
+        });
+    }
+
     /// Ends the epoch and waits until every connection of it is closed.
-    async fn end(self) {
+    pub(super) async fn end(self) {
         let Epoch { cancel, live, mut drained, .. } = self;
         cancel.send_replace(true);
         drop(live);
@@ -135,13 +156,7 @@ impl Forwarder {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let (cancel, live, stats) = (epoch.cancel.subscribe(), epoch.live.clone(), stats.clone());
-        stats.active.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            forward(client, target, cancel, &stats).await;
-            stats.active.fetch_sub(1, Ordering::Relaxed);
-            drop(live);
-        });
+        epoch.spawn(client, target, stats.clone(), || ());
     }
 
     fn lock_epoch(&self) -> std::sync::MutexGuard<'_, Epoch> {
@@ -151,7 +166,7 @@ impl Forwarder {
 }
 
 /// Keepalive (always on, with the configured overrides) and no Nagle delay on a client socket.
-fn tune_client(client: &TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
+pub(super) fn tune_client(client: &TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let sock = socket2::SockRef::from(client);
     sock.set_keepalive(true)?;
@@ -187,12 +202,12 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut cancel: watch::R
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 stats.dial_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%target, error = %e, "cannot dial the master");
+                tracing::debug!(%target, error = %e, "cannot dial the target");
                 return;
             }
             Err(_) => {
                 stats.dial_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%target, "dialling the master timed out");
+                tracing::debug!(%target, "dialling the target timed out");
                 return;
             }
         };

@@ -3,12 +3,33 @@
 //! socket at once; its accept task ends with it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
+use super::balance::Balancer;
 use super::forward::Forwarder;
+
+/// What takes over the accepted connections of a listener: the master port's [`Forwarder`] or the
+/// read-only port's [`Balancer`].
+pub trait Accept: Send + Sync + 'static {
+    /// Takes over one accepted client connection.
+    fn accept(&self, client: TcpStream);
+}
+
+impl Accept for Forwarder {
+    fn accept(&self, client: TcpStream) {
+        self.handle(client)
+    }
+}
+
+impl Accept for Balancer {
+    fn accept(&self, client: TcpStream) {
+        self.handle(client)
+    }
+}
 
 /// Pending-connection queue length of the listening socket.
 const BACKLOG: u32 = 1024;
@@ -16,14 +37,14 @@ const BACKLOG: u32 = 1024;
 /// The listening socket of the proxy and its accept loop.
 pub struct Listener {
     address: SocketAddr,
-    forwarder: Forwarder,
+    handler: Arc<dyn Accept>,
     running: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Listener {
-    /// A stopped listener for `address` handing connections to `forwarder`.
-    pub fn new(address: SocketAddr, forwarder: Forwarder) -> Listener {
-        Listener { address, forwarder, running: None }
+    /// A stopped listener for `address` handing connections to `handler`.
+    pub fn new(address: SocketAddr, handler: impl Accept) -> Listener {
+        Listener { address, handler: Arc::new(handler), running: None }
     }
 
     /// Binds and starts accepting, unless already listening.
@@ -36,11 +57,11 @@ impl Listener {
         socket.bind(self.address)?;
         let listener = socket.listen(BACKLOG)?;
         let local = listener.local_addr()?;
-        let forwarder = self.forwarder.clone();
+        let handler = self.handler.clone();
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => forwarder.handle(stream),
+                    Ok((stream, _)) => handler.accept(stream),
                     Err(e) => {
                         // Out of descriptors or an aborted handshake: back off a little and keep serving.
                         tracing::warn!(error = %e, "accept failed");

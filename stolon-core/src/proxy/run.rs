@@ -1,6 +1,7 @@
 //! The proxy's loop: a check on every cluster-data change (via a store watch) and every
 //! `proxyCheckInterval` as a safety net, the ProxyInfo heartbeat, and the watchdog that drops every
-//! connection (and with `stop_listening` closes the listener) when no check succeeded for `proxyTimeout`.
+//! connection (and with `stop_listening` closes the listeners) when no check succeeded for `proxyTimeout`.
+//! Each check routes the master port and, when enabled, the read-only port.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 use super::forward::{ForwardStats, Forwarder, Keepalive};
 use super::listener::Listener;
+use super::read_only_port::{ReadOnlyConfig, ReadOnlyPort, ReadOnlyStats};
 use super::route::{MasterEndpoint, Observation, Plan, Timing, plan};
 use crate::cluster::{ProxyInfo, new_uid};
 use crate::duration::GoDuration;
@@ -34,6 +36,8 @@ pub struct ProxyConfig {
     pub stop_listening: bool,
     /// TCP keepalive overrides for client sockets.
     pub keepalive: Keepalive,
+    /// The read-only port, when enabled (`--read-only-port`).
+    pub read_only: Option<ReadOnlyConfig>,
 }
 
 /// Everything the proxy counts, for metrics.
@@ -53,6 +57,8 @@ pub struct ProxyStats {
     pub watchdog_fired: AtomicU64,
     /// 1 while the listening socket is open.
     pub listening: AtomicI64,
+    /// The read-only port's counters.
+    pub read_only: Arc<ReadOnlyStats>,
 }
 
 /// State shared by the loop and its check tasks.
@@ -61,6 +67,7 @@ struct Shared {
     store: ClusterStore,
     forwarder: Forwarder,
     listener: tokio::sync::Mutex<Listener>,
+    read_only: ReadOnlyPort,
     timing: Mutex<Timing>,
     stats: Arc<ProxyStats>,
 }
@@ -111,6 +118,11 @@ impl Shared {
             }
             self.stats.listening.store(1, Ordering::Relaxed);
         }
+        self.read_only.ensure_listening().await;
+        let cd = match &read {
+            Ok(Some(v)) => Some(&v.data),
+            _ => None,
+        };
         let observed = match &read {
             Ok(Some(v)) => Observation::Data(&v.data),
             Ok(None) => Observation::Absent,
@@ -126,10 +138,12 @@ impl Shared {
             }
             Plan::Drop { check_ok, reason } => {
                 self.set_target(None, &reason).await;
+                self.read_only.apply(&[]).await;
                 check_ok
             }
             Plan::DropThenAnnounce { generation, advertised_timeout, timing, reason } => {
                 self.set_target(None, &reason).await;
+                self.read_only.apply(&self.read_only.plan(cd, None).await).await;
                 match self.publish(generation, advertised_timeout).await {
                     Ok(()) => self.adopt(timing),
                     Err(e) => tracing::warn!(error = %e, "cannot publish proxy info"),
@@ -139,6 +153,7 @@ impl Shared {
             Plan::AnnounceThenRoute { generation, advertised_timeout, timing, master, enabled } => {
                 let Some(address) = resolve(&master).await else {
                     self.set_target(None, "cannot resolve the master address").await;
+                    self.read_only.apply(&self.read_only.plan(cd, None).await).await;
                     return true;
                 };
                 let target = enabled.then_some(address);
@@ -146,6 +161,9 @@ impl Shared {
                 if self.forwarder.target().is_some() && self.forwarder.target() != target {
                     self.set_target(None, "the route changes").await;
                 }
+                let master_uid = cd.map(|cd| cd.proxy.spec.master_db_uid.clone()).unwrap_or_default();
+                let read_only = self.read_only.plan(cd, target.map(|t| (master_uid, t))).await;
+                self.read_only.fence(&read_only).await;
                 if let Err(e) = self.publish(generation, advertised_timeout).await {
                     tracing::warn!(error = %e, "check failed: cannot publish proxy info");
                     return false;
@@ -153,6 +171,7 @@ impl Shared {
                 self.adopt(timing);
                 let why = if enabled { "enabled by the sentinel" } else { "not in the enabled proxies yet" };
                 self.set_target(target, why).await;
+                self.read_only.apply(&read_only).await;
                 true
             }
         }
@@ -163,9 +182,11 @@ impl Shared {
         tracing::warn!(timeout = ?self.timing().timeout, "no successful check within proxyTimeout");
         self.stats.watchdog_fired.fetch_add(1, Ordering::Relaxed);
         self.set_target(None, "check timeout").await;
+        self.read_only.apply(&[]).await;
         if self.config.stop_listening {
             self.listener.lock().await.stop().await;
             self.stats.listening.store(0, Ordering::Relaxed);
+            self.read_only.stop_listening().await;
         }
     }
 }
@@ -221,6 +242,7 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
     let forwarder = Forwarder::new(config.keepalive, stats.forward.clone());
     let shared = Arc::new(Shared {
         listener: tokio::sync::Mutex::new(Listener::new(config.listen, forwarder.clone())),
+        read_only: ReadOnlyPort::new(config.read_only.clone(), config.keepalive, stats.read_only.clone()),
         config,
         store: store.clone(),
         forwarder,
@@ -274,7 +296,9 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
     }
     shared.listener.lock().await.stop().await;
     shared.stats.listening.store(0, Ordering::Relaxed);
+    shared.read_only.stop_listening().await;
     shared.forwarder.set_target(None).await;
+    shared.read_only.apply(&[]).await;
     // The connections are closed: the sentinel need not wait for this proxy any more.
     if let Err(e) = shared.store.store().delete_member(MemberKind::Proxy, &shared.config.uid).await {
         tracing::debug!(error = %e, "cannot remove the proxy info");

@@ -230,6 +230,8 @@ pub fn update_keepers_status(
             db.status.system_id = ps.system_id.clone();
             db.status.timeline_id = ps.timeline_id;
             db.status.x_log_pos = ps.x_log_pos;
+            db.status.replay_x_log_pos = ps.replay_x_log_pos;
+            db.status.upstream_x_log_pos = ps.upstream_x_log_pos;
             db.status.timelines_history = ps.timelines_history.clone();
             db.status.pg_parameters = ps.pg_parameters.clone();
             db.status.cur_synchronous_standbys = ps.synchronous_standbys.clone().unwrap_or_default();

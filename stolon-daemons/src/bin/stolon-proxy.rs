@@ -1,5 +1,6 @@
 //! stolon-proxy: forwards client connections to the current master only, and closes them all whenever the
-//! master changes or the store cannot be read for `proxyTimeout`.
+//! master changes or the store cannot be read for `proxyTimeout`. With `--read-only-port` it also balances
+//! read-only connections over the standbys within `--read-only-max-lag`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -13,8 +14,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use stolon_core::byte_size::parse_byte_size;
 use stolon_core::cluster::new_uid;
-use stolon_core::proxy::{Keepalive, ProxyConfig, ProxyStats};
+use stolon_core::proxy::{Fallback, Keepalive, ProxyConfig, ProxyStats, ReadOnlyConfig};
 use stolon_core::stolon_store;
 use stolon_core::store::ClusterStore;
 use stolon_daemons::{common::CommonArgs, env, logging, metrics};
@@ -43,6 +45,21 @@ struct Cli {
     /// TCP keepalive probe interval of client connections, in seconds (0: kernel default).
     #[arg(long, default_value_t = 0)]
     tcp_keepalive_interval: u32,
+    /// Port of the read-only listener, which balances connections over the standbys within
+    /// --read-only-max-lag (no read-only listener when unset).
+    #[arg(long)]
+    read_only_port: Option<u16>,
+    /// Address of the read-only listener (an IP address or a host name; default: --listen-address).
+    #[arg(long)]
+    read_only_listen_address: Option<String>,
+    /// Largest replay lag of a standby the read-only port uses: bytes, or with a kB, MB, GB or TB suffix
+    /// (1024-based).
+    #[arg(long, default_value = "16MB", value_parser = |s: &str| parse_byte_size(s).map_err(|e| e.to_string()))]
+    read_only_max_lag: u64,
+    /// What the read-only port does when no standby qualifies: none (refuse connections) or master
+    /// (forward to the master).
+    #[arg(long, default_value = "none", value_parser = |s: &str| s.parse::<Fallback>())]
+    read_only_fallback: Fallback,
     /// Deprecated: use --log-level=debug.
     #[arg(long, hide = true)]
     debug: bool,
@@ -50,7 +67,30 @@ struct Cli {
 
 /// Resolves `--listen-address` and `--port` to one socket address.
 fn listen_address(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let bad = |why: String| format!("invalid --listen-address {host:?}: {why}");
+    resolve_listen("--listen-address", host, port)
+}
+
+/// The read-only port's configuration, when `--read-only-port` is set.
+fn read_only_config(cli: &Cli, listen: SocketAddr) -> Result<Option<ReadOnlyConfig>, String> {
+    let Some(port) = cli.read_only_port else {
+        if cli.read_only_listen_address.is_some() {
+            return Err("--read-only-listen-address needs --read-only-port".into());
+        }
+        return Ok(None);
+    };
+    let address = match &cli.read_only_listen_address {
+        Some(host) => resolve_listen("--read-only-listen-address", host, port)?,
+        None => SocketAddr::new(listen.ip(), port),
+    };
+    if address == listen && port != 0 {
+        return Err(format!("--read-only-port {port} is the port of the master listener on the same address"));
+    }
+    Ok(Some(ReadOnlyConfig { listen: address, max_lag: cli.read_only_max_lag, fallback: cli.read_only_fallback }))
+}
+
+/// Resolves the listen address given with `flag` and `port` to one socket address.
+fn resolve_listen(flag: &str, host: &str, port: u16) -> Result<SocketAddr, String> {
+    let bad = |why: String| format!("invalid {flag} {host:?}: {why}");
     if host.is_empty() {
         return Err(bad("empty".into()));
     }
@@ -118,8 +158,63 @@ impl Collector for ProxyCollector {
             let g = ConstGauge::new(value);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
-        Ok(())
+        encode_read_only(s, &mut encoder)
     }
+}
+
+/// The read-only port's metrics (all 0 without `--read-only-port`).
+fn encode_read_only(s: &ProxyStats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let r = &s.read_only;
+    let f = &r.forward;
+    let counters = [
+        (
+            "stolon_proxy_read_only_connections_accepted",
+            "Read-only client connections accepted",
+            f.accepted.load(Ordering::Relaxed),
+        ),
+        (
+            "stolon_proxy_read_only_connections_rejected",
+            "Read-only client connections closed at once because no standby qualified",
+            f.rejected.load(Ordering::Relaxed),
+        ),
+        (
+            "stolon_proxy_read_only_dial_failures",
+            "Read-only client connections closed because their standby could not be reached",
+            f.dial_failures.load(Ordering::Relaxed),
+        ),
+        (
+            "stolon_proxy_read_only_target_changes",
+            "Changes of the read-only target set (each closed the connections of the targets that left it)",
+            f.target_changes.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let c = ConstCounter::new(value);
+        c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+    }
+    let gauges = [
+        (
+            "stolon_proxy_read_only_connections_active",
+            "Read-only connections being forwarded now",
+            f.active.load(Ordering::Relaxed),
+        ),
+        ("stolon_proxy_read_only_standbys", "Standbys the read-only port uses now", r.standbys.load(Ordering::Relaxed)),
+        (
+            "stolon_proxy_read_only_fallback",
+            "1 while the read-only port forwards to the master because no standby qualifies",
+            r.fallback.load(Ordering::Relaxed),
+        ),
+        (
+            "stolon_proxy_read_only_listening",
+            "1 while the read-only listener is open",
+            r.listening.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let g = ConstGauge::new(value);
+        g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -136,7 +231,7 @@ async fn shutdown_signal() {
     tracing::info!("termination signal received");
 }
 
-async fn serve(cli: Cli, listen: SocketAddr) -> ExitCode {
+async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) -> ExitCode {
     let config = match cli.common.daemon_store_config() {
         Ok(c) => c,
         Err(e) => {
@@ -176,7 +271,13 @@ async fn serve(cli: Cli, listen: SocketAddr) -> ExitCode {
             }
         }
     };
-    let proxy = ProxyConfig { uid: new_uid(), listen, stop_listening: cli.stop_listening, keepalive: keepalive(&cli) };
+    let proxy = ProxyConfig {
+        uid: new_uid(),
+        listen,
+        stop_listening: cli.stop_listening,
+        keepalive: keepalive(&cli),
+        read_only,
+    };
     stolon_core::proxy::run(ClusterStore::new(store), proxy, stats, shutdown_signal()).await;
     if let Some(task) = metrics_task {
         task.abort();
@@ -202,7 +303,9 @@ fn main() -> ExitCode {
     let cli = stolon_daemons::parse_cli::<Cli>(env::PROXY);
     let level = if cli.debug { logging::LogLevel::Debug } else { cli.common.log_level };
     logging::init(level, cli.common.log_color);
-    let listen = match listen_address(&cli.listen_address, cli.port) {
+    let (listen, read_only) = match listen_address(&cli.listen_address, cli.port)
+        .and_then(|listen| Ok((listen, read_only_config(&cli, listen)?)))
+    {
         Ok(a) => a,
         Err(e) => {
             eprintln!("stolon-proxy: {e}");
@@ -219,7 +322,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve(cli, listen))
+    runtime.block_on(serve(cli, listen, read_only))
 }
 
 #[cfg(test)]
@@ -238,5 +341,61 @@ mod tests {
         assert!(!cli.stop_listening && cli.debug && cli.common.store_skip_tls_verify);
         let e = parse(&["--stop-listening", "FALSE"]).unwrap_err().to_string();
         assert!(e.contains("--stop-listening") && e.contains("\"FALSE\""), "{e}");
+    }
+
+    fn cli(args: &[&str]) -> Result<Cli, String> {
+        parse(args).map_err(|e| e.to_string())
+    }
+
+    fn read_only(args: &[&str]) -> Result<Option<ReadOnlyConfig>, String> {
+        let c = cli(args)?;
+        let listen = listen_address(&c.listen_address, c.port)?;
+        read_only_config(&c, listen)
+    }
+
+    #[test]
+    fn read_only_port_is_off_by_default_with_documented_defaults() {
+        let c = cli(&[]).unwrap();
+        assert_eq!(c.read_only_max_lag, 16 * 1024 * 1024);
+        assert_eq!(c.read_only_fallback, Fallback::None);
+        assert_eq!(read_only(&[]), Ok(None));
+    }
+
+    #[test]
+    fn read_only_port_listens_on_the_proxy_address_unless_told_otherwise() {
+        let ro = read_only(&["--port", "6000", "--read-only-port", "6001"]).unwrap().unwrap();
+        assert_eq!(ro.listen, "127.0.0.1:6001".parse().unwrap());
+        assert_eq!(ro.max_lag, 16 << 20);
+        let args = [
+            "--read-only-port",
+            "6001",
+            "--read-only-listen-address",
+            "0.0.0.0",
+            "--read-only-max-lag",
+            "512kB",
+            "--read-only-fallback",
+            "master",
+        ];
+        let ro = read_only(&args).unwrap().unwrap();
+        assert_eq!(ro.listen, "0.0.0.0:6001".parse().unwrap());
+        assert_eq!(ro.max_lag, 512 * 1024);
+        assert_eq!(ro.fallback, Fallback::Master);
+    }
+
+    #[test]
+    fn bad_read_only_flags_are_clear_errors() {
+        let e = cli(&["--read-only-max-lag", "16XB"]).unwrap_err();
+        assert!(e.contains("--read-only-max-lag") && e.contains("16XB") && e.contains("unknown unit"), "{e}");
+        let e = cli(&["--read-only-max-lag=-1"]).unwrap_err();
+        assert!(e.contains("--read-only-max-lag") && e.contains("\"-1\""), "{e}");
+        let e = cli(&["--read-only-fallback", "replica"]).unwrap_err();
+        assert!(e.contains("--read-only-fallback") && e.contains("master or none"), "{e}");
+        let e = read_only(&["--read-only-listen-address", "0.0.0.0"]).unwrap_err();
+        assert!(e.contains("needs --read-only-port"), "{e}");
+        let e = read_only(&["--port", "6000", "--read-only-port", "6000"]).unwrap_err();
+        assert!(e.contains("--read-only-port 6000"), "{e}");
+        let e =
+            read_only(&["--read-only-port", "6001", "--read-only-listen-address", "no such host.invalid"]).unwrap_err();
+        assert!(e.contains("--read-only-listen-address"), "{e}");
     }
 }

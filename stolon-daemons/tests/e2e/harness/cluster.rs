@@ -192,12 +192,18 @@ impl TestCluster {
 
     /// Adds and starts a proxy on a free port; returns its index.
     pub async fn add_proxy(&mut self) -> R<usize> {
+        self.add_proxy_with(&[]).await
+    }
+
+    /// Adds and starts a proxy on a free port with extra flags (e.g. `--read-only-port`); returns its index.
+    pub async fn add_proxy_with(&mut self, extra: &[&str]) -> R<usize> {
         let i = self.proxies.len();
         let port = free_port();
         let mut args = self.store.flags(&self.name);
         args.extend(
             ["--listen-address", "127.0.0.1", "--port", &port.to_string(), "--log-level", "debug"].map(String::from),
         );
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut proc = self.process(&format!("proxy{i}"), "stolon-proxy", PROXY_BIN, args).await?;
         proc.start()?;
         self.proxies.push(Proxy { port, proc });

@@ -1,4 +1,4 @@
-//! The rustls client configuration of the HTTP backends (etcd v2, Consul), with ring as the explicit crypto
+//! The rustls client configuration of the backends over HTTP (etcd v2, Consul, etcd v3's gRPC), with ring as the explicit crypto
 //! provider: no second crypto stack, and no process-wide default is installed or needed.
 
 use std::sync::Arc;
@@ -25,6 +25,10 @@ pub(crate) fn client_config(tls: &TlsConfig) -> StoreResult<ClientConfig> {
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Config(format!("TLS set-up: {e}")))?;
     let builder = if tls.skip_verify {
+        tracing::warn!(
+            "--store-skip-tls-verify: the store servers' certificates are not verified; anyone on the network \
+             path can impersonate the store (use it for testing only)"
+        );
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServer(algorithms)))
     } else {
         builder.with_root_certificates(roots(tls)?)

@@ -15,9 +15,15 @@ const UNAUTHENTICATED: i32 = 16;
 pub(crate) fn map_err(err: etcd_client::Error, key: &str, endpoints: &str) -> StoreError {
     use etcd_client::Error as E;
     match err {
-        E::TransportError(e) => unavailable(endpoints, &format!("transport error: {e}")),
-        E::IoError(e) => unavailable(endpoints, &format!("io error: {e}")),
-        E::GRpcStatus(status) => classify(i32::from(status.code()), status.message(), key, endpoints),
+        E::TransportError(e) => connection_failure(endpoints, &crate::error::error_chain(&e)),
+        E::IoError(e) => connection_failure(endpoints, &crate::error::error_chain(&e)),
+        E::GRpcStatus(status) => {
+            let reason = crate::error::error_chain(&status);
+            if is_tls_failure(&reason) {
+                return tls_failure(endpoints, &reason);
+            }
+            classify(i32::from(status.code()), status.message(), key, endpoints)
+        }
         E::InvalidUri(e) => StoreError::Config(format!("--store-endpoints {endpoints}: {e}")),
         E::InvalidArgs(e) | E::EndpointError(e) => StoreError::Config(e),
         E::LeaseKeepAliveError(e) if e.contains("not found") => StoreError::NotFound { key: key.to_string() },
@@ -43,6 +49,21 @@ fn is_connection_failure(message: &str) -> bool {
     ["transport error", "connection", "broken pipe", "h2 protocol error"].iter().any(|needle| m.contains(needle))
 }
 
+/// A failed connection: a TLS failure (an unknown server certificate, a refused client certificate) is an
+/// authentication error that says so, anything else makes the store unavailable.
+fn connection_failure(endpoints: &str, reason: &str) -> StoreError {
+    if is_tls_failure(reason) { tls_failure(endpoints, reason) } else { unavailable(endpoints, reason) }
+}
+
+fn is_tls_failure(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    ["certificate", "handshake", "tls", "alert"].iter().any(|needle| r.contains(needle))
+}
+
+fn tls_failure(endpoints: &str, reason: &str) -> StoreError {
+    StoreError::Auth(format!("TLS failure talking to etcd at {endpoints}: {reason}"))
+}
+
 fn unavailable(endpoints: &str, reason: &str) -> StoreError {
     StoreError::Unavailable { endpoints: endpoints.to_string(), reason: reason.to_string() }
 }
@@ -58,5 +79,8 @@ mod tests {
         assert!(matches!(classify(UNKNOWN, "some server bug", "k", "e"), StoreError::Backend { .. }));
         assert!(matches!(classify(UNAUTHENTICATED, "invalid auth token", "k", "e"), StoreError::Auth(_)));
         assert!(matches!(classify(NOT_FOUND, "requested lease not found", "k", "e"), StoreError::NotFound { .. }));
+        let e = connection_failure("https://a:1", "https://a:1: invalid peer certificate: UnknownIssuer");
+        assert!(matches!(&e, StoreError::Auth(m) if m.contains("TLS failure")), "{e}");
+        assert!(connection_failure("https://a:1", "tcp connect error: Connection refused").is_transient());
     }
 }

@@ -7,6 +7,7 @@
 mod election;
 mod errors;
 mod lease;
+mod tls;
 mod watch;
 
 use std::collections::HashMap;
@@ -14,15 +15,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use tokio::sync::Mutex;
 
 use crate::timeout::bounded;
 use crate::{
     Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, Revision, Store,
-    StoreBackend, StoreConfig, StoreError, StoreResult, TlsConfig, WatchDelivery, WatchStream,
+    StoreBackend, StoreConfig, StoreError, StoreResult, WatchDelivery, WatchStream,
 };
 
 /// etcd refuses leases shorter than about 1.5 s (its minimum lease TTL); TTLs are rounded up to this.
@@ -53,18 +52,24 @@ impl EtcdV3Store {
             // connection without streams, with GOAWAY "too_many_pings", which cancels every request in flight.
             .with_keep_alive(KEEP_ALIVE_INTERVAL, config.timeout)
             .with_keep_alive_while_idle(false);
-        if config.uses_tls() {
-            opts = opts.with_tls(tls_options(&config.tls)?);
+        let https = if config.uses_tls() {
+            Some(tls::channel(config, KEEP_ALIVE_INTERVAL)?)
         } else if config.tls.ca_file.is_some() || config.tls.cert_file.is_some() {
             return Err(StoreError::Config(
                 "TLS files were given but --store-endpoints use http; use https:// endpoints".into(),
             ));
-        }
+        } else {
+            None
+        };
         if let Some(user) = &config.username {
             opts = opts.with_user(user.clone(), config.password.clone().unwrap_or_default());
         }
         let client = bounded(config.timeout, "connect", async {
-            Client::connect(&endpoints, Some(opts)).await.map_err(|e| errors::map_err(e, "connect", &joined))
+            let client = match https {
+                Some(channel) => Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts)).await,
+                None => Client::connect(&endpoints, Some(opts)).await,
+            };
+            client.map_err(|e| errors::map_err(e, "connect", &joined))
         })
         .await?;
         Ok(EtcdV3Store {
@@ -151,26 +156,6 @@ pub(crate) fn ttl_secs(ttl: Duration) -> i64 {
     let ttl = ttl.max(MIN_TTL);
     let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
     i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-fn tls_options(tls: &TlsConfig) -> StoreResult<TlsOptions> {
-    if tls.skip_verify {
-        return Err(StoreError::Config(
-            "--store-skip-tls-verify is not supported by the etcdv3 backend; give the server's CA with \
-             --store-ca-file"
-                .into(),
-        ));
-    }
-    let mut opts = TlsOptions::new();
-    if let Some(ca) = &tls.ca_file {
-        opts = opts.ca_certificate(Certificate::from_pem(TlsConfig::read("--store-ca-file", ca)?));
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let cert = TlsConfig::read("--store-cert-file", cert)?;
-        let key = TlsConfig::read("--store-key", key)?;
-        opts = opts.identity(Identity::from_pem(cert, key));
-    }
-    Ok(opts)
 }
 
 fn document(kv: &etcd_client::KeyValue) -> Document {

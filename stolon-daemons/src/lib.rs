@@ -4,6 +4,7 @@
 pub mod bool_flags;
 pub mod common;
 pub mod env;
+pub mod keeper_api;
 pub mod logging;
 pub mod metrics;
 

@@ -30,13 +30,26 @@ pub fn register_cluster_identifier(registry: &mut Registry, cluster_name: &str, 
 
 /// Parses `--metrics-listen-address` (`host:port`, `:port` meaning all interfaces); empty means disabled.
 pub fn parse_listen_address(s: &str) -> Result<Option<SocketAddr>, String> {
+    parse_address("--metrics-listen-address", s)
+}
+
+/// Parses a listen address flag named `flag` (`host:port`, `:port` meaning all interfaces); empty means
+/// disabled.
+pub fn parse_address(flag: &str, s: &str) -> Result<Option<SocketAddr>, String> {
     if s.is_empty() {
         return Ok(None);
     }
     let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
     full.parse::<SocketAddr>()
         .map(Some)
-        .map_err(|e| format!("--metrics-listen-address {s:?}: expected host:port with an IP address ({e})"))
+        .map_err(|e| format!("{flag} {s:?}: expected host:port with an IP address ({e})"))
+}
+
+/// The registry in the text exposition format.
+pub fn render(registry: &Registry) -> Result<String, String> {
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, registry).map_err(|e| e.to_string())?;
+    Ok(body)
 }
 
 /// Binds `addr` and serves the registry until the returned task is aborted. Binding errors are returned
@@ -72,13 +85,10 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path.split('?').next().unwrap_or("")) {
-        ("GET", "/metrics") => {
-            let mut body = String::new();
-            match prometheus_client::encoding::text::encode(&mut body, registry) {
-                Ok(()) => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", body),
-                Err(e) => ("500 Internal Server Error", "text/plain", format!("encoding metrics: {e}\n")),
-            }
-        }
+        ("GET", "/metrics") => match render(registry) {
+            Ok(body) => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", body),
+            Err(e) => ("500 Internal Server Error", "text/plain", format!("encoding metrics: {e}\n")),
+        },
         ("GET", "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };

@@ -86,6 +86,15 @@ pub trait Store: Election + Send + Sync {
 
     /// Watches the cluster document for changes after `after`.
     async fn watch_cluster_data(&self, after: Option<&Revision>) -> StoreResult<WatchStream>;
+
+    /// Sets (`Some(value)`) or removes (`None`) labels on this process's own member, where the platform
+    /// selects members by label (Kubernetes: labels of the component's own pod, `POD_NAME`, so that a Service
+    /// can select pods by them). Returns whether the backend keeps member labels: backends without them (etcd,
+    /// Consul) change nothing and return `false`. The labels a backend finds its members by are refused.
+    async fn set_member_labels(&self, labels: &[(&str, Option<&str>)]) -> StoreResult<bool> {
+        let _ = labels;
+        Ok(false)
+    }
 }
 
 /// Builds the store chosen by `config.backend`, after validating the configuration.

@@ -49,6 +49,10 @@ pub struct KeeperInfo {
     /// `--can-be-synchronous-replica`; `None` means true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_be_synchronous_replica: Option<bool>,
+    /// URL of the keeper's HTTP API (`--api-listen-address`, e.g. `http://10.0.0.1:8008`); stolon-rs only,
+    /// omitted when the API is off.
+    #[serde(default, rename = "apiURL", skip_serializing_if = "String::is_empty")]
+    pub api_url: String,
 }
 
 /// The state of the keeper's PostgreSQL instance.

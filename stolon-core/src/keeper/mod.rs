@@ -1,8 +1,10 @@
 //! The keeper: the pure plan from assigned DB spec and observed instance to actions ([`plan`]), its execution
 //! ([`execute`]), local state files ([`state`]), the published KeeperInfo ([`report`]), gauges ([`metrics`])
-//! and the loops ([`run`]).
+//! and the loops ([`run`]); its HTTP API ([`api`]) and its role label ([`labels`]).
 
+pub mod api;
 pub mod execute;
+pub mod labels;
 pub mod metrics;
 pub mod plan;
 pub mod report;

@@ -16,6 +16,8 @@ pub struct ReportIdentity {
     pub can_be_master: bool,
     /// `--can-be-synchronous-replica`.
     pub can_be_synchronous_replica: bool,
+    /// The keeper API's URL (empty when the API is off).
+    pub api_url: String,
 }
 
 /// A KeeperInfo with a fresh `infoUID` (the sentinel's heartbeat).
@@ -33,6 +35,7 @@ pub fn keeper_info(id: &ReportIdentity, cluster_uid: &str, state: Option<Postgre
         postgres_state: state,
         can_be_master: Some(id.can_be_master),
         can_be_synchronous_replica: Some(id.can_be_synchronous_replica),
+        api_url: id.api_url.clone(),
     }
 }
 
@@ -48,6 +51,7 @@ mod tests {
             version: Some(PgVersion { major: 15, minor: 4 }),
             can_be_master: false,
             can_be_synchronous_replica: true,
+            api_url: String::new(),
         };
         let a = keeper_info(&id, "c", None);
         let b = keeper_info(&id, "c", None);
@@ -56,5 +60,8 @@ mod tests {
         assert_eq!(json["postgresBinaryVersion"], serde_json::json!({"Maj": 15, "Min": 4}));
         assert_eq!(json["canBeMaster"], false);
         assert_eq!(json["clusterUID"], "c");
+        assert!(json.get("apiURL").is_none(), "no apiURL when the API is off: {json}");
+        let with_api = keeper_info(&ReportIdentity { api_url: "https://10.0.0.1:8008".into(), ..id }, "c", None);
+        assert_eq!(serde_json::to_value(&with_api).unwrap()["apiURL"], "https://10.0.0.1:8008");
     }
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, watch};
 
+use super::api::server::{ApiListener, ApiState};
+use super::api::view::open_ended_action;
+use super::api::{KeeperLoop, KeeperView};
 use super::execute::Executor;
 use super::metrics::KeeperMetrics;
 use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
@@ -45,6 +48,8 @@ pub struct KeeperConfig {
     pub can_be_master: bool,
     /// `--can-be-synchronous-replica`.
     pub can_be_synchronous_replica: bool,
+    /// The keeper API's URL published in the keeper info (`apiURL`; empty when the API is off).
+    pub api_url: String,
 }
 
 impl KeeperConfig {
@@ -85,6 +90,8 @@ struct Shared {
     /// without waiting for the next `sleepInterval` tick.
     publish_now: Notify,
     metrics: Arc<KeeperMetrics>,
+    /// What the API and the role label read.
+    view: Arc<KeeperView>,
 }
 
 /// Checks the binaries and the data directory before anything runs: supported binary version, PGDATA of the
@@ -108,12 +115,14 @@ pub async fn preflight(cfg: &KeeperConfig) -> Result<PgVersion, KeeperError> {
     Ok(version)
 }
 
-/// Runs the keeper until `shutdown` becomes true, then fast-stops postgres.
+/// Runs the keeper until `shutdown` becomes true, then fast-stops postgres. With `api`, serves the keeper API
+/// on it.
 pub async fn run(
     cfg: KeeperConfig,
     store: ClusterStore,
     keeper_state: KeeperLocalState,
     metrics: Arc<KeeperMetrics>,
+    api: Option<ApiListener>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), KeeperError> {
     let version = preflight(&cfg).await?;
@@ -142,6 +151,8 @@ pub async fn run(
         password: settings.su_password.clone().filter(|_| settings.su_auth == AuthMethod::Md5),
         timeout: request_timeout,
     };
+    let view = Arc::new(KeeperView::new());
+    view.set_local_db(&db_state.uid);
     let db_state = Arc::new(Mutex::new(db_state));
     let executor = Executor {
         pg: pg.clone(),
@@ -174,13 +185,21 @@ pub async fn run(
         observe_now: Notify::new(),
         publish_now: Notify::new(),
         metrics,
+        view: view.clone(),
     });
-    let tasks = [
+    let uid = shared.cfg.settings.uid.clone();
+    let mut tasks = vec![
         tokio::spawn(state_machine_loop(shared.clone())),
         tokio::spawn(pg_state_loop(shared.clone())),
         tokio::spawn(info_loop(shared.clone())),
         tokio::spawn(watch_loop(shared.clone())),
+        tokio::spawn(super::labels::label_loop(shared.store.clone(), uid.clone(), view.clone())),
     ];
+    if let Some(listener) = api {
+        let sampler = super::api::sample::PgSampler::new(shared.conn.clone());
+        let state = ApiState { keeper_uid: uid, view, sampler, store: shared.store.clone() };
+        tasks.push(super::api::server::spawn(listener, Arc::new(state)));
+    }
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: stopping postgres");
     for t in &tasks {
@@ -200,11 +219,14 @@ fn sleep_of(shared: &Shared) -> Duration {
 
 async fn state_machine_loop(shared: Arc<Shared>) {
     loop {
+        shared.view.beat(KeeperLoop::StateMachine);
         let before = db_progress(&shared).await;
         if let Err(e) = state_machine_pass(&shared).await {
             tracing::error!(error = %e, "state machine pass failed");
         }
-        if db_progress(&shared).await != before {
+        let after = db_progress(&shared).await;
+        shared.view.set_local_db(&after.0);
+        if after != before {
             shared.observe_now.notify_one();
         }
         tokio::select! {
@@ -258,6 +280,7 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
         return Ok(());
     }
     KeeperMetrics::touch(&shared.metrics.clusterdata_last_valid_update_seconds);
+    shared.view.cluster_read(cd.clone());
     let sleep = cd.cluster.spec.sleep_interval();
     shared.sleep.send_if_modified(|s| std::mem::replace(s, sleep) != sleep);
     shared.metrics.sleep_interval_seconds.store(sleep.as_secs() as i64, Ordering::Relaxed);
@@ -288,7 +311,15 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
         if p.target_role.is_some() || p.local_role.is_some() {
             shared.metrics.set_roles(p.target_role.clone(), p.local_role.clone());
         }
-        ex.execute(&p, &cd).await?;
+        let open_ended = open_ended_action(&p.actions);
+        if open_ended.is_some() {
+            shared.view.open_ended(KeeperLoop::StateMachine, open_ended);
+        }
+        let executed = ex.execute(&p, &cd).await;
+        if open_ended.is_some() {
+            shared.view.open_ended(KeeperLoop::StateMachine, None);
+        }
+        executed?;
         match p.outcome {
             Outcome::Converged => {
                 KeeperMetrics::touch(&shared.metrics.last_sync_success_seconds);
@@ -311,7 +342,9 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
 async fn pg_state_loop(shared: Arc<Shared>) {
     let mut urgent = false;
     loop {
+        shared.view.beat(KeeperLoop::PostgresState);
         let local = shared.db_state.lock().await.clone();
+        shared.view.set_local_db(&local.uid);
         let s = &shared.cfg.settings;
         let ctx = ObserveContext {
             db_uid: local.uid.clone(),
@@ -347,8 +380,10 @@ async fn info_loop(shared: Arc<Shared>) {
         version: Some(shared.version),
         can_be_master: shared.cfg.can_be_master,
         can_be_synchronous_replica: shared.cfg.can_be_synchronous_replica,
+        api_url: shared.cfg.api_url.clone(),
     };
     loop {
+        shared.view.beat(KeeperLoop::InfoPublication);
         let cluster_uid = shared.keeper_state.lock().await.cluster_uid.clone();
         if !cluster_uid.is_empty() {
             let state = shared.pg_state.lock().await.clone();

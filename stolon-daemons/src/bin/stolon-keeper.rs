@@ -19,6 +19,7 @@ use stolon_core::keeper::{KeeperConfig, KeeperMetrics, KeeperSettings};
 use stolon_core::postgres::os_user::{current_user_name, running_as_root};
 use stolon_core::postgres::{AuthMethod, OsUser};
 use stolon_core::store::ClusterStore;
+use stolon_daemons::keeper_api::{self, ApiArgs};
 use stolon_daemons::{common::CommonArgs, env, logging, metrics};
 
 /// The stolon-rs keeper. Every flag can also be set as STKEEPER_<FLAG_NAME>.
@@ -27,6 +28,8 @@ use stolon_daemons::{common::CommonArgs, env, logging, metrics};
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Keeper UID (^[a-z0-9_]+$); generated and persisted on first start when empty.
     #[arg(long, default_value = "")]
     uid: String,
@@ -269,6 +272,7 @@ fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
         advertise_port,
         can_be_master: cli.can_be_master,
         can_be_synchronous_replica: cli.can_be_synchronous_replica,
+        api_url: String::new(),
     };
     Ok(Prepared { cfg, keeper_state, _lock: lock })
 }
@@ -318,15 +322,23 @@ fn register_metrics(registry: &mut Registry, m: Arc<KeeperMetrics>) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let store_config = cli.common.daemon_store_config()?;
-    let prepared = prepare(&cli)?;
+    let mut prepared = prepare(&cli)?;
     let keeper_metrics = Arc::new(KeeperMetrics::default());
     let mut metrics_task = None;
-    if let Some(addr) = metrics::parse_listen_address(&cli.common.metrics_listen_address).map_err(anyhow::Error::msg)? {
-        let mut registry = Registry::default();
-        metrics::register_cluster_identifier(&mut registry, &cli.common.cluster_name, "keeper");
-        register_metrics(&mut registry, keeper_metrics.clone());
-        metrics_task = Some(metrics::serve(addr, Arc::new(registry)).await?);
+    let mut registry = None;
+    if metrics::parse_listen_address(&cli.common.metrics_listen_address).map_err(anyhow::Error::msg)?.is_some() {
+        let mut r = Registry::default();
+        metrics::register_cluster_identifier(&mut r, &cli.common.cluster_name, "keeper");
+        register_metrics(&mut r, keeper_metrics.clone());
+        registry = Some(Arc::new(r));
     }
+    let advertise = prepared.cfg.advertise_address.clone();
+    let listeners =
+        keeper_api::bind(&cli.api, &cli.common.metrics_listen_address, registry.clone(), &advertise).await?;
+    if let (Some(addr), Some(registry)) = (listeners.separate_metrics, registry) {
+        metrics_task = Some(metrics::serve(addr, registry).await?);
+    }
+    prepared.cfg.api_url = listeners.api_url;
     let store = stolon_core::stolon_store::connect(&store_config).await.context("cannot connect to the store")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let m = keeper_metrics.clone();
@@ -347,6 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ClusterStore::new(store),
         prepared.keeper_state,
         keeper_metrics,
+        listeners.api,
         shutdown_rx,
     )
     .await;

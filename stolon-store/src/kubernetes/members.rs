@@ -46,6 +46,54 @@ pub(crate) async fn delete(inner: &Inner, kind: MemberKind, id: &str) -> StoreRe
     }
 }
 
+/// Sets or removes labels of this process's own pod with a JSON merge patch. The labels members are listed by
+/// ([`COMPONENT_LABEL`], [`CLUSTER_LABEL`]) are refused, and so are keys or values the API server would reject.
+pub(crate) async fn set_labels(inner: &Inner, labels: &[(&str, Option<&str>)]) -> StoreResult<()> {
+    let pod = inner.pod_name.as_deref().ok_or_else(missing_pod_name)?;
+    let mut patch = serde_json::Map::new();
+    for (key, value) in labels {
+        check_label(key, *value)
+            .map_err(|reason| StoreError::InvalidData { key: format!("{RESOURCE}/{pod}"), reason })?;
+        patch.insert(key.to_string(), value.map_or(serde_json::Value::Null, |v| json!(v)));
+    }
+    if patch.is_empty() {
+        return Ok(());
+    }
+    let patch = json!({ "metadata": { "labels": patch } });
+    let api = inner.pods();
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+    let fut = api.patch(pod, &params, &patch);
+    inner.call(inner.op("patch", RESOURCE, Some(pod)), fut).await.map(|_| ())
+}
+
+/// Why a label cannot be set: a membership label, or a key or value Kubernetes does not accept (keys: an
+/// optional DNS prefix and `/`, then a name of at most 63 characters; values: at most 63 characters).
+fn check_label(key: &str, value: Option<&str>) -> Result<(), String> {
+    if key == COMPONENT_LABEL || key == CLUSTER_LABEL {
+        return Err(format!("label {key:?} names the pod's membership and cannot be changed as a member label"));
+    }
+    let name = key.rsplit_once('/').map_or(key, |(prefix, name)| if prefix.is_empty() { "" } else { name });
+    if !label_name_ok(name) {
+        return Err(format!("label key {key:?} is not a valid Kubernetes label key"));
+    }
+    if let Some(v) = value {
+        if !(v.is_empty() || label_name_ok(v)) {
+            return Err(format!("label {key:?}: value {v:?} is not a valid Kubernetes label value"));
+        }
+    }
+    Ok(())
+}
+
+/// A label name or non-empty value: at most 63 characters, alphanumerics, `-`, `_` and `.`, starting and
+/// ending with an alphanumeric.
+fn label_name_ok(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    s.len() <= 63
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
+}
+
 /// Lists the statuses of this cluster's pods of `kind`, by pod name; pods without a status are skipped.
 pub(crate) async fn list(inner: &Inner, kind: MemberKind) -> StoreResult<Vec<MemberRecord>> {
     let params = ListParams::default().labels(&selector(inner, kind));
@@ -82,4 +130,22 @@ async fn patch_status(inner: &Inner, pod: &str, value: Option<&str>) -> StoreRes
     let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
     let fut = api.patch(pod, &params, &patch);
     inner.call(inner.op("patch", RESOURCE, Some(pod)), fut).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_labels_are_checked() {
+        assert!(check_label("stolon-role", Some("master")).is_ok());
+        assert!(check_label("stolon-role", None).is_ok());
+        assert!(check_label("example.com/role", Some("")).is_ok());
+        assert!(check_label(COMPONENT_LABEL, Some("x")).unwrap_err().contains("membership"));
+        assert!(check_label(CLUSTER_LABEL, None).unwrap_err().contains("membership"));
+        assert!(check_label("bad key", Some("x")).unwrap_err().contains("key"));
+        assert!(check_label("/role", Some("x")).is_err());
+        assert!(check_label("role", Some("-x")).unwrap_err().contains("value"));
+        assert!(check_label("role", Some(&"a".repeat(64))).is_err());
+    }
 }

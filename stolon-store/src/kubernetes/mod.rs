@@ -157,6 +157,10 @@ impl Store for KubeStore {
     async fn watch_cluster_data(&self, after: Option<&Revision>) -> StoreResult<WatchStream> {
         watch::watch(self.inner.clone(), after).await
     }
+
+    async fn set_member_labels(&self, labels: &[(&str, Option<&str>)]) -> StoreResult<bool> {
+        members::set_labels(&self.inner, labels).await.map(|()| true)
+    }
 }
 
 #[async_trait]

@@ -10,6 +10,7 @@ pub mod scenario;
 pub mod sentinels;
 pub mod spec;
 pub mod sql;
+pub mod stolon_fixtures;
 pub mod store;
 pub mod wait;
 pub mod writes;

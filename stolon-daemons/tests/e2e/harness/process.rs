@@ -126,6 +126,13 @@ impl Process {
         }
     }
 
+    /// Removes `flag` and its value; effective at the next start.
+    pub fn remove_arg(&mut self, flag: &str) {
+        if let Some(i) = self.args.iter().position(|a| a == flag) {
+            self.args.drain(i..(i + 2).min(self.args.len()));
+        }
+    }
+
     /// Appends arguments; effective at the next start.
     pub fn add_args(&mut self, extra: &[&str]) {
         self.args.extend(extra.iter().map(|s| s.to_string()));

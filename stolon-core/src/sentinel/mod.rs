@@ -34,4 +34,4 @@ pub use health::{ConvergenceMark, Histories, KeeperInfoSeen, ProxyInfoSeen, upda
 pub use model_ext::{FAKE_STANDBY_NAME, NOT_INCREASING_XLOGPOS_LIMIT, wal_segment_name_no_timeline};
 pub use proxies::active_proxies;
 pub use removed::{Screened, screen_keeper_infos};
-pub use run::{ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats};
+pub use run::{ELECTION_TTL, KUBERNETES_ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats, election_ttl_for};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use stolon_store::{MemberKind, Revision, WatchEvent, WatchStream};
+use stolon_store::{MemberKind, Revision, StoreBackend, WatchEvent, WatchStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -28,8 +28,21 @@ use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, default
 use crate::store::{ClusterStore, sentinel_info_ttl};
 use crate::time::Timestamp;
 
-/// The lease of the sentinel leadership (stolon's 20 s).
+/// The lease of the sentinel leadership on the KV stores (stolon's `MinTTL`, 20 s).
 pub const ELECTION_TTL: Duration = Duration::from_secs(20);
+
+/// The lease of the sentinel leadership on Kubernetes (stolon's client-go election: 15 s lease, 10 s renew
+/// deadline, 2 s retry period).
+pub const KUBERNETES_ELECTION_TTL: Duration = Duration::from_secs(15);
+
+/// The leadership lease stolon's sentinels use on `backend`, so that a stolon-rs sentinel takes over from a
+/// crashed leader, and gives up a leadership it cannot renew, on stolon's schedule.
+pub fn election_ttl_for(backend: StoreBackend) -> Duration {
+    match backend {
+        StoreBackend::Kubernetes => KUBERNETES_ELECTION_TTL,
+        _ => ELECTION_TTL,
+    }
+}
 
 /// Pause before campaigning again after an election error (stolon's 10 s, capped by the election TTL).
 const ELECTION_RETRY: Duration = Duration::from_secs(10);
@@ -415,6 +428,14 @@ mod tests {
 
     fn doc(value: &[u8]) -> Document {
         Document { value: value.to_vec(), revision: Revision::from_index(7) }
+    }
+
+    #[test]
+    fn election_lease_is_stolons_for_each_backend() {
+        assert_eq!(election_ttl_for(StoreBackend::Kubernetes), Duration::from_secs(15));
+        for kv in [StoreBackend::EtcdV3, StoreBackend::EtcdV2, StoreBackend::Consul] {
+            assert_eq!(election_ttl_for(kv), Duration::from_secs(20));
+        }
     }
 
     #[test]

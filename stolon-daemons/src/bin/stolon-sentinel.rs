@@ -11,7 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use stolon_core::cluster::{ClusterSpec, decode_json};
-use stolon_core::sentinel::{ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats};
+use stolon_core::sentinel::{Sentinel, SentinelConfig, SentinelStats, election_ttl_for};
 use stolon_core::store::ClusterStore;
 use stolon_daemons::common::{CommonArgs, parse_go_duration};
 use stolon_daemons::{env, logging, metrics};
@@ -29,7 +29,7 @@ struct Cli {
     /// Deprecated: same as --log-level=debug.
     #[arg(long)]
     debug: bool,
-    /// Lease of the sentinel leadership (tests only; default 20s, as stolon).
+    /// Lease of the sentinel leadership (tests only; default as stolon: 20s, 15s on Kubernetes).
     #[arg(long, hide = true, value_parser = parse_go_duration)]
     election_ttl: Option<Duration>,
 }
@@ -92,7 +92,7 @@ async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> 
     let config = cli.common.daemon_store_config().map_err(|e| e.to_string())?;
     let store = stolon_core::stolon_store::connect(&config).await.map_err(|e| e.to_string())?;
     let mut sentinel_config = SentinelConfig::new(initial_spec);
-    sentinel_config.election_ttl = cli.election_ttl.unwrap_or(ELECTION_TTL);
+    sentinel_config.election_ttl = cli.election_ttl.unwrap_or(election_ttl_for(config.backend));
     let sentinel = Sentinel::new(ClusterStore::new(store), sentinel_config);
     let _metrics = match metrics::parse_listen_address(&cli.common.metrics_listen_address)? {
         Some(addr) => {

@@ -288,6 +288,33 @@ fn rewind_source(p: &Plan) -> Option<Option<(String, String)>> {
     })
 }
 
+/// Beyond stolon: a keeper never follows a master whose keeper runs another PostgreSQL major version.
+#[test]
+fn a_standby_of_a_master_of_another_major_is_refused() {
+    let mut c = resync_case(true);
+    c.cd.keepers.get_mut("k0").unwrap().status.postgres_binary_version.maj = 16;
+    c.s.pg_major = Some(17);
+    let p = c.plan();
+    assert_eq!(p.actions, vec![Action::StopPostgres]);
+    let Outcome::Failed(reason) = &p.outcome else { panic!("expected a refusal, got {:?}", p.outcome) };
+    assert!(
+        reason.contains("PostgreSQL 16") && reason.contains("PostgreSQL 17") && reason.contains("\"k0\""),
+        "{reason}"
+    );
+    // Same major, or a master keeper that reported no version: the resync goes ahead.
+    for maj in [17, 0] {
+        c.cd.keepers.get_mut("k0").unwrap().status.postgres_binary_version.maj = maj;
+        assert_eq!(c.plan().outcome, Outcome::Replan, "master major {maj}");
+    }
+    // A master keeps its role whatever its followers run.
+    let m = Case::new(
+        cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None)),
+        local("d1", 3),
+        observed(DbRole::Master, true),
+    );
+    assert!(!matches!(m.plan().outcome, Outcome::Failed(_)));
+}
+
 #[test]
 fn init_resync_tries_pg_rewind_only_when_it_can_work() {
     let c = resync_case(true);

@@ -325,6 +325,22 @@ fn t12_no_free_keeper_creates_nothing() {
     assert_cd(&run(&cd).unwrap(), &cd);
 }
 
+/// Beyond stolon: a standby is only placed on a keeper of the master's PostgreSQL major version.
+#[test]
+fn free_keeper_of_another_major_gets_no_standby() {
+    let set_major = |cd: &mut ClusterData, uid: &str, maj: i64| {
+        cd.keepers.get_mut(uid).unwrap().status.postgres_binary_version = PostgresBinaryVersion { maj, min: 0 };
+    };
+    let mut cd = normal(3, 1);
+    dbm(&mut cd, "db2").generation = 2;
+    set_major(&mut cd, "keeper1", 16);
+    set_major(&mut cd, "keeper3", 17);
+    assert_cd(&run(&cd).unwrap(), &cd);
+    set_major(&mut cd, "keeper3", 16);
+    let got = run(&cd).unwrap();
+    assert_eq!(got.dbs["db3"].spec.keeper_uid, "keeper3", "same major: the replacement standby is placed");
+}
+
 #[test]
 fn t13_dead_keeper_without_db_is_removed() {
     let mut cd = normal(3, 1);

@@ -29,7 +29,8 @@ const USER01_PASSWORD: &str = "password";
 fn main() {
     let mut all = vec![Scenario::core("TestInitWithMultipleKeepers", test_init_with_multiple_keepers)];
     for v in [Variant::Async, Variant::SyncRepl] {
-        all.push(Scenario::core(format!("TestFailover{}", v.suffix()), move |env| test_failover(env, v)));
+        let s = Scenario::core(format!("TestFailover{}", v.suffix()), move |env| test_failover(env, v));
+        all.push(if v == Variant::SyncRepl { s.across_versions() } else { s });
     }
     for v in [Variant::Async, Variant::SyncRepl] {
         let s = v.suffix();

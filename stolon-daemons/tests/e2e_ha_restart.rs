@@ -50,11 +50,14 @@ where
     F: Fn(Env) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = R<()>> + Send + 'static,
 {
-    if matches!(v, Variant::Async | Variant::SyncRepl) {
+    let versions = v == Variant::Pgrewind && name.starts_with("TestOldMasterRestart");
+    let s = if matches!(v, Variant::Async | Variant::SyncRepl) {
         Scenario::core(name, body)
     } else {
         Scenario::full(name, body)
-    }
+    };
+    // pg_rewind of the old master: run on every tested PostgreSQL major.
+    if versions { s.across_versions() } else { s }
 }
 
 /// The gracefully stopped master (SIGINT: its keeper stops PostgreSQL) is replaced by the standby, which

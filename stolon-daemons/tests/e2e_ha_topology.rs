@@ -1,6 +1,7 @@
 //! stolon's HA topology scenarios (ha_test.go): timeline forks, a master coming back on a new address,
 //! standbys that fail or cannot sync any more, `maxStandbysPerSender` and the removal of keepers (by the
-//! sentinel and through `stolonctl removekeeper`).
+//! sentinel and through `stolonctl removekeeper`); and, beyond stolon, keepers of another PostgreSQL major
+//! version than the master's.
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use serde_json::json;
-use stolon_core::cluster::{ClusterData, DbRole};
+use stolon_core::cluster::{ClusterData, Db, DbInitMode, DbRole, DbSpec, FollowConfig, FollowType};
 
 use harness::sql;
 use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, base_spec, master_keeper, merged, never};
@@ -27,6 +28,8 @@ fn main() {
     all.push(Scenario::full("TestKeeperRemovalStolonCtl", |env| test_keeper_removal_stolonctl(env, false)));
     all.push(Scenario::full("TestKeeperRemovalStolonCtlSyncRepl", |env| test_keeper_removal_stolonctl(env, true)));
     all.push(Scenario::full("TestStandbyCantSync", test_standby_cant_sync));
+    // Needs a second PostgreSQL installation (PG_OTHER_BIN_DIR): the full suite and the versions suite only.
+    all.push(Scenario::extended("TestMajorVersionMismatch", test_major_version_mismatch).across_versions());
     harness::runner::run(all);
 }
 
@@ -396,4 +399,57 @@ async fn switch_wal(client: &tokio_postgres::Client, times: i32) -> R<()> {
         sql::exec(client, &format!("INSERT INTO switchwal VALUES ({i}); SELECT pg_switch_wal()")).await?;
     }
     sql::exec(client, "DROP TABLE switchwal").await
+}
+
+/// Beyond stolon: with the master on `PG_BIN_DIR`'s PostgreSQL, a keeper running another major version
+/// (`PG_OTHER_BIN_DIR`) is never given a standby by the sentinel; given one anyway (as a stolon sentinel
+/// would), the keeper refuses to follow the master, keeps its PostgreSQL stopped and says why.
+async fn test_major_version_mismatch(env: Env) -> R<()> {
+    let (other_bin, other_major) = stolon_conformance::servers::postgres_other_bin_dir()?;
+    let mut c = TestCluster::start(&env, &base_spec(), 1, 1, 0).await?;
+    let master = c.wait_master_ready().await?;
+    let uid = c.new_keeper(&[]).await?;
+    {
+        let k = c.keeper(&uid)?;
+        k.proc.set_arg("--pg-bin-path", &other_bin.to_string_lossy());
+        k.start()?;
+    }
+    let other = i64::from(other_major);
+    c.wait_cd(&format!("{uid} healthy, reporting PostgreSQL {other}"), WAIT, |cd| {
+        cd.keepers.get(&uid).is_some_and(|k| k.status.healthy && k.status.postgres_binary_version.maj == other)
+    })
+    .await?;
+    {
+        let (c, uid) = (&c, &uid);
+        never(&format!("a standby assigned to {uid}"), Duration::from_secs(8), || async move {
+            Ok(c.cd().await?.db_of_keeper(uid).is_some())
+        })
+        .await?;
+    }
+    let said = "not assigning a standby: the keeper's PostgreSQL major version differs from the master's";
+    ensure!(c.sentinels[0].log_text().contains(said), "the sentinel did not log why {uid} gets no standby");
+
+    // What a sentinel without the rule would write: a standby DB on that keeper, following the master.
+    c.sentinels[0].stop().await?;
+    let mut cd = c.cd().await?;
+    let master_db = cd.master_db().context("no master DB")?.uid.clone();
+    let spec = DbSpec {
+        keeper_uid: uid.clone(),
+        init_mode: Some(DbInitMode::Resync),
+        role: Some(DbRole::Standby),
+        followers: Some(Vec::new()),
+        follow_config: Some(FollowConfig {
+            follow_type: Some(FollowType::Internal),
+            db_uid: master_db,
+            ..FollowConfig::default()
+        }),
+        ..DbSpec::default()
+    };
+    cd.dbs.insert("mismatched".into(), Db { uid: "mismatched".into(), generation: 1, spec, ..Db::default() });
+    let from = c.keeper_ref(&uid)?.proc.log_len();
+    c.client.put_cluster_data(&cd).await?;
+    c.keeper_ref(&uid)?.proc.wait_log(from, "refusing to follow db", WAIT).await?;
+    ensure!(c.keeper_ref(&uid)?.postmaster_pid().is_none(), "{uid} started PostgreSQL while refusing to follow");
+    ensure!(!c.keeper_ref(&master)?.in_recovery().await?, "the master no longer runs as a primary");
+    Ok(())
 }

@@ -28,15 +28,17 @@ fn main() {
     let mut all = vec![Scenario::full("TestInit", test_init)];
     for merge in [true, false] {
         let suffix = if merge { "Merge" } else { "NoMerge" };
-        all.push(Scenario::full(format!("TestInitNew{suffix}"), move |env| test_init_new(env, merge)));
-        all.push(Scenario::full(format!("TestInitExisting{suffix}"), move |env| test_init_existing(env, merge)));
+        let new = Scenario::full(format!("TestInitNew{suffix}"), move |env| test_init_new(env, merge));
+        let existing = Scenario::full(format!("TestInitExisting{suffix}"), move |env| test_init_existing(env, merge));
+        // The merge variants capture initdb's parameters: the version-dependent half.
+        all.extend(if merge { [new.across_versions(), existing.across_versions()] } else { [new, existing] });
     }
     all.extend([
         Scenario::full("TestInitUsers", test_init_users),
         Scenario::full("TestInitialClusterSpec", test_initial_cluster_spec),
         Scenario::full("TestExclusiveLock", test_exclusive_lock),
         Scenario::full("TestPasswordTrailingNewLine", test_password_trailing_new_line),
-        Scenario::full("TestPITR", |env| test_pitr(env, false)),
+        Scenario::full("TestPITR", |env| test_pitr(env, false)).across_versions(),
         Scenario::full("TestPITRRecoveryTarget", |env| test_pitr(env, true)),
     ]);
     harness::runner::run(all);

@@ -20,7 +20,7 @@ use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, merge
 
 fn main() {
     let mut all = vec![
-        Scenario::full("TestInitStandbyCluster", test_init_standby_cluster),
+        Scenario::full("TestInitStandbyCluster", test_init_standby_cluster).across_versions(),
         Scenario::full("TestPromoteStandbyCluster", test_promote_standby_cluster),
         Scenario::full("TestPromoteStandbyClusterArchiveRecovery", test_promote_standby_cluster_archive_recovery),
     ];

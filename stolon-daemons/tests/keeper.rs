@@ -374,8 +374,9 @@ async fn master_and_standby(h: &Harness, use_pgrewind: bool) -> R<(ClusterData, 
     cd.cluster.status.master = "d1".into();
     h.put(&cd).await?;
     h.wait_converged(&k1, "d1", 1).await?;
-    // A new master accepts its superuser with the password over TCP.
+    // A new master accepts its superuser with the password over TCP, and runs the requested PostgreSQL.
     assert_eq!(k1.psql("select current_user")?, SU);
+    stolon_conformance::servers::check_server_major("k1's postgres", &k1.psql("select version()")?)?;
     h.refresh_status(&mut cd, "d1").await?;
 
     let k2 = h.keeper("k2")?;

@@ -17,8 +17,8 @@ pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipp
 pub use consul::{ConsulFactory, ConsulServer, LeaderlessConsul, consul_binary};
 pub use etcd::{EtcdFactory, EtcdServer};
 pub use postgres::{
-    POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, chown_for_postgres, postgres_bin_dir, postgres_command,
-    postgres_run_as,
+    DEBIAN_BIN_DIR, POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, check_server_major, chown_for_postgres,
+    postgres_bin_dir, postgres_command, postgres_other_bin_dir, postgres_requested_major, postgres_run_as,
 };
 
 /// A loopback port that was free a moment ago and that this process has not handed out before: a server

@@ -1,4 +1,5 @@
-//! A real PostgreSQL server (Debian's `postgresql-15`, any version with `initdb`/`postgres`/`pg_isready`).
+//! A real PostgreSQL server: the installation `PG_BIN_DIR` names (default Debian's `postgresql-15`; see
+//! [`postgres_bin_dir`]), checked to run the requested major version.
 //!
 //! PostgreSQL refuses to run as root: when the tests run as root, `initdb` and `postgres` are started as
 //! the unprivileged user `postgres` (the temporary directory is handed to that user). The server listens
@@ -8,7 +9,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,40 +22,86 @@ pub const POSTGRES_TEST_USER: &str = "postgres";
 /// The superuser's password.
 pub const POSTGRES_TEST_PASSWORD: &str = "stolon-test-password";
 
-const INSTALL_HINT: &str = "install it with `apt-get install postgresql-15` (or set PG_BIN_DIR to the directory holding \
-     initdb and postgres)";
+const INSTALL_HINT: &str = "install it with `scripts/install-postgres 15` (Debian's postgresql-15), or set PG_BIN_DIR \
+     to the bin directory `scripts/install-postgres 16|17|18` prints";
 
-/// The directory holding `initdb`, `postgres`, `pg_isready` and `psql`: `PG_BIN_DIR`, else the newest
-/// `/usr/lib/postgresql/<version>/bin`, else `pg_config --bindir`.
+/// Debian bookworm's PostgreSQL 15, the default installation of the tests.
+pub const DEBIAN_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// The directory holding `initdb`, `postgres`, `pg_ctl`, `pg_basebackup`, `pg_rewind`, `pg_isready` and
+/// `psql` for every test that starts PostgreSQL: `PG_BIN_DIR` when set (the one variable that picks the
+/// version under test), else Debian's PostgreSQL 15 ([`DEBIAN_BIN_DIR`]). Never falls back to another
+/// installation: a `PG_BIN_DIR` without `postgres` is an error.
 pub fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         anyhow::ensure!(dir.join("postgres").is_file(), "PG_BIN_DIR={} holds no `postgres` binary", dir.display());
         return Ok(dir);
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("postgres").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Ok(bin);
+    let dir = PathBuf::from(DEBIAN_BIN_DIR);
+    if dir.join("postgres").is_file() {
+        return Ok(dir);
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("postgres").is_file() {
-            return Ok(dir);
-        }
+    bail!("PostgreSQL server binaries not found in {DEBIAN_BIN_DIR} and PG_BIN_DIR is not set: {INSTALL_HINT}")
+}
+
+/// A second PostgreSQL installation, of another major version than [`postgres_bin_dir`]'s, for the scenario
+/// that mixes major versions: `PG_OTHER_BIN_DIR` (required by that scenario alone), with its major version.
+pub fn postgres_other_bin_dir() -> anyhow::Result<(PathBuf, u32)> {
+    let dir = std::env::var_os("PG_OTHER_BIN_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).context(
+        "PG_OTHER_BIN_DIR is not set: the major-version mismatch scenario needs a second PostgreSQL \
+                  installation of another major version (e.g. PG_OTHER_BIN_DIR=$(scripts/install-postgres 17))",
+    )?;
+    let major = binary_major(&dir.join("postgres")).map_err(|e| anyhow::anyhow!("PG_OTHER_BIN_DIR: {e}"))?;
+    let requested = postgres_requested_major()?;
+    anyhow::ensure!(
+        major != requested,
+        "PG_OTHER_BIN_DIR={} is PostgreSQL {major}, the same major version as PG_BIN_DIR's",
+        dir.display()
+    );
+    Ok((dir, major))
+}
+
+/// The major version `<postgres binary> --version` reports.
+fn binary_major(bin: &Path) -> Result<u32, String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {} --version: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `postgres (PostgreSQL) 16.2`
+    let token = text.split_once("(PostgreSQL)").map(|(_, v)| v.trim()).unwrap_or_default();
+    leading_major(token).ok_or_else(|| format!("{} --version printed {:?}", bin.display(), text.trim()))
+}
+
+/// The PostgreSQL major version the tests asked for: the one `postgres --version` of [`postgres_bin_dir`]
+/// reports (computed once per process).
+pub fn postgres_requested_major() -> anyhow::Result<u32> {
+    static MAJOR: OnceLock<Result<u32, String>> = OnceLock::new();
+    MAJOR
+        .get_or_init(|| binary_major(&postgres_bin_dir().map_err(|e| format!("{e:#}"))?.join("postgres")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Fails unless `version` (the result of `SELECT version()`, e.g. `PostgreSQL 16.2 on x86_64-pc-linux-gnu,
+/// ...`) is of the requested major version ([`postgres_requested_major`]): a run can never silently test
+/// another PostgreSQL than the one asked for. `what` names the instance in the error.
+pub fn check_server_major(what: &str, version: &str) -> anyhow::Result<()> {
+    let want = postgres_requested_major()?;
+    let got = version.trim().strip_prefix("PostgreSQL ").and_then(leading_major);
+    match got {
+        Some(got) if got == want => Ok(()),
+        Some(got) => bail!("{what} runs PostgreSQL {got}, but PostgreSQL {want} was requested ({version:?})"),
+        None => bail!("{what}: cannot read the major version of {version:?}"),
     }
-    bail!("PostgreSQL server binaries not found: {INSTALL_HINT}")
+}
+
+/// The leading decimal number of `s` (`16` of `16.2 on ...`, `17` of `17beta1`).
+fn leading_major(s: &str) -> Option<u32> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().ok()
 }
 
 /// The uid and gid PostgreSQL must run as: those of the user `postgres` when this process is root, `None`
@@ -127,6 +174,7 @@ impl PostgresServer {
         };
         server.initdb()?;
         server.spawn()?;
+        check_server_major(&format!("the test server on port {}", server.port), &server.psql("SELECT version()")?)?;
         Ok(server)
     }
 

@@ -69,6 +69,7 @@ impl Executor {
                     locale: locale.clone(),
                     encoding: encoding.clone(),
                     data_checksums: *data_checksums,
+                    major: s.pg_major,
                 };
                 self.pg.initdb(&opts).await
             }

@@ -400,6 +400,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             Outcome::Waiting("cluster data does not carry this keeper's boot UUID yet: postgres kept stopped".into()),
         );
     }
+    if let Some(reason) = super::major::follow_refusal(s, cd, db) {
+        // Whatever runs here is not the standby the cluster wants (an old master is fenced).
+        return Plan::end(vec![Action::StopPostgres], Outcome::Failed(reason));
+    }
     let spec = &cd.cluster.spec;
     let mut actions = Vec::new();
     let mut local = input.local.clone();

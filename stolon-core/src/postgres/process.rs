@@ -55,8 +55,11 @@ pub struct InitdbOptions {
     pub locale: String,
     /// `--encoding`.
     pub encoding: String,
-    /// `--data-checksums`.
+    /// Data checksums on (`--data-checksums`) or off (`--no-data-checksums` where initdb enables them by
+    /// default).
     pub data_checksums: bool,
+    /// The binaries' major version (`None` if unknown): picks version-dependent flags.
+    pub major: Option<u32>,
 }
 
 /// Last output lines of a program, shared between its log pumps and the caller.
@@ -239,9 +242,7 @@ impl PgProcess {
         if !opts.encoding.is_empty() {
             cmd.arg("--encoding").arg(&opts.encoding);
         }
-        if opts.data_checksums {
-            cmd.arg("--data-checksums");
-        }
+        cmd.args(super::version::initdb_checksum_args(opts.major, opts.data_checksums));
         let res = self.run("initdb", cmd).await;
         drop(pwfile);
         if res.is_err() {

@@ -8,7 +8,17 @@ use super::error::{PgError, PgResult};
 /// Oldest supported major version.
 pub const MIN_SUPPORTED_MAJOR: u32 = 12;
 /// Newest supported major version.
-pub const MAX_SUPPORTED_MAJOR: u32 = 17;
+pub const MAX_SUPPORTED_MAJOR: u32 = 18;
+
+/// initdb's data checksum flags for the spec's `dataChecksums`: PostgreSQL 18's initdb enables checksums
+/// by default, so disabling them takes `--no-data-checksums` there (older versions have no such flag).
+pub fn initdb_checksum_args(major: Option<u32>, enabled: bool) -> &'static [&'static str] {
+    match (enabled, major) {
+        (true, _) => &["--data-checksums"],
+        (false, Some(m)) if m >= 18 => &["--no-data-checksums"],
+        (false, _) => &[],
+    }
+}
 
 /// A PostgreSQL version (`major.minor`; for PG >= 10 the minor is the patch release).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,10 +106,19 @@ mod tests {
         assert_eq!(parse_data_version("16\n").unwrap().major, 16);
         assert_eq!(parse_data_version("9.6\n").unwrap(), PgVersion { major: 9, minor: 6 });
         assert!(parse_data_version("").is_err());
-        for major in 12..=17 {
+        for major in 12..=18 {
             assert!(PgVersion { major, minor: 0 }.check_supported().is_ok());
         }
         assert!(PgVersion { major: 11, minor: 9 }.check_supported().is_err());
-        assert!(PgVersion { major: 18, minor: 0 }.check_supported().is_err());
+        assert!(PgVersion { major: 19, minor: 0 }.check_supported().is_err());
+    }
+
+    #[test]
+    fn checksum_flags_follow_initdb_defaults() {
+        assert_eq!(initdb_checksum_args(Some(15), true), ["--data-checksums"]);
+        assert_eq!(initdb_checksum_args(Some(18), true), ["--data-checksums"]);
+        assert!(initdb_checksum_args(Some(17), false).is_empty());
+        assert!(initdb_checksum_args(None, false).is_empty());
+        assert_eq!(initdb_checksum_args(Some(18), false), ["--no-data-checksums"]);
     }
 }

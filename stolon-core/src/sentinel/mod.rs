@@ -7,9 +7,10 @@
 //! SentinelInfo publication, reading infos, and compare-and-swap writes of the decision.
 //!
 //! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
-//! (initialization phase), `election` (master choice), `standbys` (standby set), `sync` (synchronous
-//! standbys), [`proxies`] (active proxies and gating), [`removed`] (removed keepers stay removed), [`decide`]
-//! (the entry points), [`run`] (the loop).
+//! (initialization phase), `election` (master choice), `standbys` (standby set), `major` (standbys only on
+//! keepers of the master's PostgreSQL major version), `sync` (synchronous standbys), [`proxies`] (active
+//! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), [`run`]
+//! (the loop).
 
 mod assess;
 mod clock;
@@ -19,6 +20,7 @@ mod entropy;
 mod error;
 pub mod health;
 mod init;
+mod major;
 mod model_ext;
 pub mod proxies;
 pub mod removed;

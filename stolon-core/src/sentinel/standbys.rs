@@ -99,6 +99,7 @@ pub(crate) fn balance(newcd: &mut ClusterData, master_uid: &str, counts: &Standb
         .keepers
         .values()
         .filter(|k| k.status.healthy && !hosting.contains(&k.uid))
+        .filter(|k| super::major::can_follow(newcd, &k.uid, master_uid))
         .map(|k| k.uid.clone())
         .take(wanted)
         .collect();

@@ -172,7 +172,10 @@ impl TestCluster {
         );
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = self.process(&uid, "stolon-keeper", KEEPER_BIN, args).await?;
-        self.keepers.insert(uid.clone(), Keeper { uid: uid.clone(), pg_port, data_dir, proc });
+        self.keepers.insert(
+            uid.clone(),
+            Keeper { uid: uid.clone(), pg_port, data_dir, proc, version_checked: Default::default() },
+        );
         Ok(uid)
     }
 

@@ -20,6 +20,8 @@ pub struct Keeper {
     pub data_dir: PathBuf,
     /// The keeper process.
     pub proc: Process,
+    /// Set once a connection found PostgreSQL of the requested major version (checked once per keeper).
+    pub version_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Keeper {
@@ -87,9 +89,18 @@ impl Keeper {
         self.proc.set_arg("--pg-port", &port.to_string());
     }
 
-    /// A superuser connection straight to this keeper's PostgreSQL.
+    /// A superuser connection straight to this keeper's PostgreSQL. The first one checks that the server
+    /// runs the requested PostgreSQL major version (`PG_BIN_DIR`): every scenario reaches its keepers'
+    /// instances through here, so none can silently run another version.
     pub async fn connect(&self) -> R<Client> {
-        sql::connect(self.pg_port).await
+        use std::sync::atomic::Ordering;
+        let client = sql::connect(self.pg_port).await?;
+        if !self.version_checked.load(Ordering::Relaxed) {
+            let version = sql::query_text(&client, "SELECT version()").await?;
+            stolon_conformance::servers::check_server_major(&format!("keeper {}'s postgres", self.uid), &version)?;
+            self.version_checked.store(true, Ordering::Relaxed);
+        }
+        Ok(client)
     }
 
     /// Whether this keeper's PostgreSQL is a standby (`pg_is_in_recovery()`).

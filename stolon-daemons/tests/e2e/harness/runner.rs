@@ -1,8 +1,9 @@
 //! The main of every end-to-end test binary: picks the backends, runs the scenarios as libtest trials.
 //!
 //! `STOLON_TEST_SUITE` is `ci` (the default: CI's matrix, the `Core` scenarios on every backend and the `Full`
-//! ones on etcd v3) or `full` (`scripts/test --full`: every scenario, `Extended` ones included, on every
-//! backend). `STOLON_TEST_STORE_BACKEND=etcdv2|etcdv3|consul|kubernetes` runs the suite's scenarios on that store
+//! ones on etcd v3), `full` (`scripts/test --full`: every scenario, `Extended` ones included, on every
+//! backend) or `versions` (the scenarios marked `across_versions`, on etcd v3, which CI runs once per tested
+//! PostgreSQL major with `PG_BIN_DIR` set). `STOLON_TEST_STORE_BACKEND=etcdv2|etcdv3|consul|kubernetes` runs the suite's scenarios on that store
 //! only. `STOLON_E2E_PARALLEL` (default 3)
 //! bounds how many scenarios run at once (libtest's `--test-threads` wins when given). A failing scenario
 //! prints the tail of every component's log.
@@ -36,11 +37,12 @@ pub fn run(all: Vec<Scenario>) {
         },
         None => None,
     };
-    let full = match std::env::var("STOLON_TEST_SUITE").as_deref() {
-        Ok("full") => true,
-        Ok("ci") | Ok("") | Err(_) => false,
+    let suite = match std::env::var("STOLON_TEST_SUITE").as_deref() {
+        Ok("full") => Suite::Full,
+        Ok("versions") => Suite::Versions,
+        Ok("ci") | Ok("") | Err(_) => Suite::Ci,
         Ok(other) => {
-            eprintln!("STOLON_TEST_SUITE={other:?}: expected ci or full");
+            eprintln!("STOLON_TEST_SUITE={other:?}: expected ci, full or versions");
             std::process::exit(2);
         }
     };
@@ -50,22 +52,38 @@ pub fn run(all: Vec<Scenario>) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let trials = trials(&all, chosen, full, runtime.handle());
+    let trials = trials(&all, chosen, suite, runtime.handle());
     let conclusion = libtest_mimic::run(&args, trials);
     runtime.block_on(super::store::shutdown_shared_servers());
     drop(runtime);
     conclusion.exit();
 }
 
-fn trials(all: &[Scenario], chosen: Option<Backend>, full: bool, handle: &tokio::runtime::Handle) -> Vec<Trial> {
+/// Which scenarios a run takes (`STOLON_TEST_SUITE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suite {
+    /// CI's matrix: `Core` scenarios on every backend, `Full` ones on etcd v3.
+    Ci,
+    /// Every scenario on every backend.
+    Full,
+    /// The scenarios marked [`Scenario::across_versions`], on etcd v3: run once per tested PostgreSQL major.
+    Versions,
+}
+
+fn trials(all: &[Scenario], chosen: Option<Backend>, suite: Suite, handle: &tokio::runtime::Handle) -> Vec<Trial> {
+    let full = suite == Suite::Full;
     let mut out = Vec::new();
     for backend in Backend::ALL {
         for s in all {
-            let in_suite = full || s.tier != Tier::Extended;
+            let in_suite = match suite {
+                Suite::Full => true,
+                Suite::Ci => s.tier != Tier::Extended,
+                Suite::Versions => s.across_versions,
+            };
             let wanted = in_suite
                 && match chosen {
                     Some(b) => b == backend,
-                    None => full || s.tier == Tier::Core || backend == Backend::EtcdV3,
+                    None => full || (suite == Suite::Ci && s.tier == Tier::Core) || backend == Backend::EtcdV3,
                 };
             if !wanted {
                 continue;

@@ -30,6 +30,9 @@ pub struct Scenario {
     pub tier: Tier,
     /// Backends it cannot run on, with the reason (e.g. stopping the shared kube-apiserver).
     pub not_on: Vec<(Backend, &'static str)>,
+    /// Exercises PostgreSQL-version-dependent keeper paths: part of the `versions` suite, which CI runs on
+    /// every tested PostgreSQL major version (see [`Scenario::across_versions`]).
+    pub across_versions: bool,
     body: Body,
 }
 
@@ -67,12 +70,26 @@ impl Scenario {
         F: Fn(Env) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R<()>> + Send + 'static,
     {
-        Scenario { name: name.into(), tier, not_on: Vec::new(), body: Arc::new(move |env| Box::pin(body(env))) }
+        Scenario {
+            name: name.into(),
+            tier,
+            not_on: Vec::new(),
+            across_versions: false,
+            body: Arc::new(move |env| Box::pin(body(env))),
+        }
     }
 
     /// Marks a backend this scenario cannot run on, and why (listed as ignored there, never silently).
     pub fn not_on(mut self, backend: Backend, why: &'static str) -> Scenario {
         self.not_on.push((backend, why));
+        self
+    }
+
+    /// Marks a scenario that exercises version-dependent behaviour (initdb, recovery configuration, base
+    /// backup, pg_rewind, replication views, server parameters): `STOLON_TEST_SUITE=versions` runs exactly
+    /// these, on etcd v3, and CI runs that suite with `PG_BIN_DIR` naming each PostgreSQL major it tests.
+    pub fn across_versions(mut self) -> Scenario {
+        self.across_versions = true;
         self
     }
 

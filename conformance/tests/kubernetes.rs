@@ -51,6 +51,7 @@ fn main() {
     check("document_below_annotation_limit", |f| Box::pin(layout::document_below_annotation_limit(f)));
     check("forbidden_names_verb_and_resource", |f| Box::pin(layout::forbidden_names_verb_and_resource(f)));
     check("missing_pod_name", |f| Box::pin(layout::missing_pod_name(f)));
+    check("member_labels", |f| Box::pin(layout::member_labels(f)));
     check("examples_dry_run", |f| Box::pin(examples::dry_run(f)));
     trials.extend(support::case_trials("kubernetes", dyn_factory, runtime.handle()));
     let conclusion = libtest_mimic::run(&args, trials);

@@ -316,6 +316,17 @@ impl KubeFactory {
     }
 }
 
+impl KubeFactory {
+    /// The labels of pod `name`, read with the admin identity (to check what a component set on its pod).
+    pub async fn pod_labels(&self, name: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let pod = Api::<Pod>::namespaced(self.admin.clone(), &self.namespace)
+            .get(name)
+            .await
+            .with_context(|| format!("reading pod {name}"))?;
+        Ok(pod.metadata.labels.unwrap_or_default())
+    }
+}
+
 fn backend_err(key: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend { key: key.to_string(), reason: format!("test harness: {e}") }
 }

@@ -246,3 +246,26 @@ pub async fn watch_outlives_server_side_timeout(f: Arc<KubeFactory>) -> anyhow::
         other => bail!("after the server-side timeout: expected the new write, got {other:?}"),
     }
 }
+
+/// Member labels are labels of the member's own pod: set, changed and removed by the member, RBAC allowing it;
+/// the labels the members are listed by cannot be changed that way.
+pub async fn member_labels(f: Arc<KubeFactory>) -> anyhow::Result<()> {
+    let cluster = unique_cluster_name("labels");
+    let pod = format!("{cluster}-keeper-0");
+    let keeper = f.open_member(&cluster, MemberKind::Keeper, &pod).await?;
+    keeper.set_member(MemberKind::Keeper, "keeper0", br#"{"uid":"keeper0"}"#, Duration::from_secs(30)).await?;
+    let role = |labels: &std::collections::BTreeMap<String, String>| labels.get("stolon-role").cloned();
+    ensure!(keeper.set_member_labels(&[("stolon-role", Some("master"))]).await?, "kubernetes keeps member labels");
+    ensure!(role(&f.pod_labels(&pod).await?).as_deref() == Some("master"));
+    keeper.set_member_labels(&[("stolon-role", Some("standby"))]).await?;
+    ensure!(role(&f.pod_labels(&pod).await?).as_deref() == Some("standby"));
+    keeper.set_member_labels(&[("stolon-role", None)]).await?;
+    ensure!(role(&f.pod_labels(&pod).await?).is_none(), "the label is removed");
+    match keeper.set_member_labels(&[("component", Some("other"))]).await {
+        Err(StoreError::InvalidData { reason, .. }) if reason.contains("membership") => {}
+        other => bail!("changing a membership label: expected an invalid-data error, got {other:?}"),
+    }
+    let members = keeper.list_members(MemberKind::Keeper).await?;
+    ensure!(members.len() == 1 && members[0].id == pod, "still listed as a keeper: {members:?}");
+    Ok(())
+}

@@ -24,14 +24,14 @@ pub enum Check {
     Health,
     /// `/liveness`: the keeper's loops are alive.
     Liveness,
-    /// `/readiness`: ready to serve the role the cluster data gives this keeper.
+    /// `/readiness`: ready to serve the role the cluster data gives this keeper (a standby within `?lag=`).
     Readiness,
 }
 
 impl Check {
     /// Whether `?lag=` applies to this check.
     pub fn takes_lag(self) -> bool {
-        matches!(self, Check::Replica | Check::ReadOnly | Check::Synchronous | Check::Asynchronous)
+        matches!(self, Check::Replica | Check::ReadOnly | Check::Synchronous | Check::Asynchronous | Check::Readiness)
     }
 
     /// The canonical path.
@@ -253,6 +253,7 @@ mod tests {
         assert_eq!(parse_request("GET", "/read-only?lag=1").unwrap().max_lag, Some(1));
         assert_eq!(parse_request("GET", "/sync?lag=1kB").unwrap().max_lag, Some(1024));
         assert_eq!(parse_request("GET", "/async?lag=1kB&").unwrap().max_lag, Some(1024));
+        assert_eq!(parse_request("GET", "/readiness?lag=16MB").unwrap().max_lag, Some(16 << 20));
         let e = parse_request("GET", "/replica?lag=lots").unwrap_err();
         assert_eq!(e.status, 400);
         assert!(e.message.contains("\"lots\""), "{e}");

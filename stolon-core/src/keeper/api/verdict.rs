@@ -182,12 +182,12 @@ fn synchronous(f: &Facts) -> bool {
     }
 }
 
-fn readiness(f: &Facts, i: &Inputs) -> Verdict {
+fn readiness(f: &Facts, i: &Inputs, max_lag: Option<u64>) -> Verdict {
     let db = f.own_db(i)?;
     match f.role() {
         Some("master") if f.standby_cluster() => standby_leader(f, i),
         Some("master") => primary(f, i),
-        Some(_) => replica(f, i, None),
+        Some(_) => replica(f, i, max_lag),
         None => Err(format!("DB {} has no role yet", db.uid)),
     }
 }
@@ -221,7 +221,7 @@ pub fn check(check: Check, max_lag: Option<u64>, i: &Inputs) -> Answer {
             .and_then(|()| if synchronous(&f) { Err("a synchronous standby of the master".into()) } else { Ok(()) }),
         Check::Health => i.pg.up().map(|_| ()),
         Check::Liveness => liveness(i.loops, bound(&f)),
-        Check::Readiness => readiness(&f, i),
+        Check::Readiness => readiness(&f, i, max_lag),
     };
     let mut body = member(&f, i);
     let (status, reason) = match verdict {

@@ -134,7 +134,9 @@ fn every_check_in_every_situation() {
     let lagging = case("lagging standby", "k2", "d2", standby_up(5000, 400));
     expect(&lagging, None, "503 503 503 200 200 503 200 200 200 200");
     expect(&lagging, Some(600), "503 503 503 200 200 503 200 200 200 200");
-    expect(&lagging, Some(599), "503 503 503 503 503 503 503 200 200 200");
+    let master = case("master", "k0", "d0", primary_up());
+    expect(&master, Some(0), "200 503 200 503 200 503 503 200 200 200");
+    expect(&lagging, Some(599), "503 503 503 503 503 503 503 200 200 503");
     expect(&case("master, postgres stopped", "k0", "d0", down()), None, "503 503 200 503 503 503 503 503 200 503");
     expect(&case("standby, postgres stopped", "k1", "d1", down()), None, "503 503 503 503 503 503 503 503 200 503");
     expect(&case("keeper without a DB", "k3", "", down()), None, "503 503 503 503 503 503 503 503 200 503");

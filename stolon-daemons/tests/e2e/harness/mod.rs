@@ -2,7 +2,9 @@
 //! `tests/e2e_*.rs` binary includes it and uses a different part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod api;
 pub mod cluster;
+pub mod haproxy;
 pub mod keeper;
 pub mod process;
 pub mod runner;

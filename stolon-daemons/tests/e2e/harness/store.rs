@@ -161,6 +161,14 @@ impl TestStore {
         Ok(())
     }
 
+    /// The labels of pod `pod` (Kubernetes only: the other stores have no pods).
+    pub async fn pod_labels(&self, pod: &str) -> R<std::collections::BTreeMap<String, String>> {
+        match &self.server {
+            Server::Kube(k) => k.factory.pod_labels(pod).await,
+            _ => bail!("pod labels exist on Kubernetes only"),
+        }
+    }
+
     /// The configuration of the harness's own client.
     pub fn client_config(&self, cluster: &str) -> StoreConfig {
         let mut c = match &self.server {

@@ -1,0 +1,59 @@
+//! The keeper HTTP API in scenarios: flags giving a keeper an API on a free port, and requests to it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+use stolon_conformance::servers::free_port;
+use stolon_core::keeper::api::{ApiClient, ClientOptions};
+
+use super::R;
+use super::wait::wait_for;
+
+/// A keeper's API on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct KeeperApi {
+    /// The port.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`, as the keeper publishes it in `apiURL`.
+    pub url: String,
+}
+
+impl KeeperApi {
+    /// A free port for a keeper API.
+    pub fn new() -> KeeperApi {
+        let port = free_port();
+        KeeperApi { port, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The keeper flags serving it.
+    pub fn flags(&self) -> Vec<String> {
+        vec!["--api-listen-address".into(), format!("127.0.0.1:{}", self.port)]
+    }
+
+    /// `GET <path>`: the status code and the JSON body.
+    pub async fn get(&self, path: &str) -> R<(u16, Value)> {
+        let client =
+            ApiClient::new(&ClientOptions { ca_file: None, basic_auth: None, timeout: Duration::from_secs(10) })?;
+        let r = client.get(&format!("{}{path}", self.url)).await?;
+        let body = r.json().map_err(anyhow::Error::msg).with_context(|| format!("GET {path}"))?;
+        Ok((r.status, body))
+    }
+
+    /// Waits until every `(path, status)` of `expected` holds at once; returns the bodies in order.
+    pub async fn wait_codes(&self, who: &str, expected: &[(&str, u16)], limit: Duration) -> R<Vec<Value>> {
+        wait_for(&format!("{who}'s API answering {expected:?}"), limit, || async move {
+            let mut bodies = Vec::new();
+            let mut wrong = Vec::new();
+            for (path, want) in expected {
+                let (got, body) = self.get(path).await?;
+                if got != *want {
+                    wrong.push(format!("{path}: {got} ({})", body["check"]["reason"]));
+                }
+                bodies.push(body);
+            }
+            if wrong.is_empty() { Ok(Some(bodies)) } else { Err(anyhow::anyhow!("{}", wrong.join("; "))) }
+        })
+        .await
+    }
+}

@@ -15,7 +15,7 @@ use anyhow::{Context, bail, ensure};
 use futures::future::BoxFuture;
 use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
-use stolon_conformance::servers::{ConsulFactory, ConsulServer, LeaderlessConsul};
+use stolon_conformance::servers::{ConsulFactory, ConsulServer, LeaderlessConsul, TestPki};
 use stolon_conformance::{Outcome, StoreFactory, cases, unique_cluster_name};
 use stolon_store::consul::DEFAULT_KV_MAX_VALUE_SIZE;
 use stolon_store::{MemberKind, StoreError};
@@ -234,88 +234,22 @@ async fn no_leader_is_retried_then_reported() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs openssl with `args` in `dir`.
-fn openssl(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().context("running openssl")?;
-    ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
-fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"][..],
-            &["-subj", "/CN=stolon-test-ca"],
-        ]
-        .concat(),
-    )?;
-    for (name, ext) in
-        [("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")]
-    {
-        let subj = format!("/CN=stolon-test-{name}");
-        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-        openssl(dir, &[&["req", "-new"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &subj][..]].concat())?;
-        std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n"))?;
-        let extfile = format!("{name}.ext");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ],
-        )?;
-    }
-    Ok(())
-}
-
 /// An HTTPS listener that requires client certificates: the CA file and a client certificate work, so does
 /// skipping verification; without the CA (system roots only) the handshake fails with a TLS error.
 async fn tls_checks() -> anyhow::Result<()> {
-    let certs = tempfile::Builder::new().prefix("stolon-consul-tls-").tempdir()?;
-    let d = certs.path().to_path_buf();
-    tokio::task::spawn_blocking({
-        let d = d.clone();
-        move || make_certificates(&d)
+    let pki = Arc::new(tokio::task::spawn_blocking(TestPki::create).await??);
+    let (server, endpoint) = tokio::task::spawn_blocking({
+        let pki = pki.clone();
+        move || ConsulServer::start_https(&pki)
     })
     .await??;
-    let https_port = stolon_conformance::servers::free_port();
-    let p = |f: &str| d.join(f).display().to_string();
-    let hcl = vec![
-        format!("ports {{ https = {https_port} }}"),
-        format!(
-            "tls {{ https {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\", verify_incoming = true }} }}",
-            p("ca.pem"),
-            p("server.pem"),
-            p("server.key")
-        ),
-    ];
-    let server = tokio::task::spawn_blocking(move || ConsulServer::start_with_hcl(&hcl)).await??;
-    let endpoint = format!("https://127.0.0.1:{https_port}");
     let config = |ca: bool, skip: bool| -> anyhow::Result<stolon_store::StoreConfig> {
         let mut c = stolon_store::StoreConfig::new(stolon_store::StoreBackend::Consul, unique_cluster_name("tls"))
             .with_endpoints(&endpoint)?;
         c.timeout = support::TIMEOUT;
-        c.tls.ca_file = ca.then(|| d.join("ca.pem"));
-        c.tls.cert_file = Some(d.join("client.pem"));
-        c.tls.key_file = Some(d.join("client.key"));
+        c.tls.ca_file = ca.then(|| pki.ca());
+        c.tls.cert_file = Some(pki.client_cert());
+        c.tls.key_file = Some(pki.client_key());
         c.tls.skip_verify = skip;
         Ok(c)
     };

@@ -37,7 +37,7 @@ const STOLONCTL_REGISTER: Binary = Binary {
     path: env!("CARGO_BIN_EXE_stolonctl"),
     prefix: "STOLONCTL",
     before: &["register"],
-    flags: &["register-master", "debug"],
+    flags: &["register-master", "register-skip-tls-verify", "debug"],
 };
 
 fn run(bin: &str, args: &[String], env: &[(String, String)]) -> (i32, String) {
@@ -144,7 +144,6 @@ fn stolonctl_boolean_flags() {
         (&["clusterdata", "read"][..], "--pretty"),
         (&["clusterdata", "write"][..], "--yes"),
         (&["status"][..], "--store-skip-tls-verify"),
-        (&["register"][..], "--register-skip-tls-verify"),
     ] {
         let mut a = args(cmd);
         a.extend([flag.to_string(), "False".to_string()]);

@@ -694,9 +694,11 @@ async fn version_and_flag_errors() {
     assert_one_line_error(&o, "consul does not support multiple endpoints");
     let o =
         f.ctl(&["register", "--register-endpoints", "https://a:1", "--register-ca-file", "/nonexistent/ca.pem"]).await;
-    assert_one_line_error(&o, "TLS to the register backend is not supported");
-    let o = f.ctl(&["register", "--register-endpoints", "https://a:1"]).await;
-    assert_one_line_error(&o, "https is not supported");
+    assert_one_line_error(&o, "--register-ca-file /nonexistent/ca.pem: cannot read");
+    let o = f.ctl(&["register", "--register-endpoints", "http://a:1", "--register-ca-file", "/tmp/ca.pem"]).await;
+    assert_one_line_error(&o, "use an https:// endpoint");
+    let o = f.ctl(&["register", "--register-endpoints", "https://a:1", "--register-key", "/tmp/k.pem"]).await;
+    assert_one_line_error(&o, "--register-cert-file and --register-key must be given together");
 }
 
 /// Runs stolonctl under `script` (util-linux), which gives it a pseudo-terminal as stdin, feeding `answers`.
@@ -736,9 +738,9 @@ async fn confirmation_is_asked_on_a_terminal() {
 
 #[tokio::test]
 async fn register_runs_passes_until_sigterm() {
-    // No Consul here yet (its test server is being added): the agent is a never-served port, so every pass
-    // fails and is logged, and the loop keeps going until SIGTERM. Registration itself is unit-tested
-    // (desired services and diff) in stolon-core.
+    // The agent is a never-served port, so every pass fails and is logged, and the loop keeps going until
+    // SIGTERM. Registration against a real Consul is in tests/register.rs; the desired services and the
+    // diff are unit-tested in stolon-core.
     let f = Fixture::new("registerloop").await;
     f.write(&realistic_cluster()).await;
     let mut cmd = tokio::process::Command::new(BIN);

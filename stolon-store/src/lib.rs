@@ -9,6 +9,7 @@
 //! [`Store`] and [`Election`] state the contract; the `conformance` crate checks every backend against it
 //! with real servers. [`connect`] builds the backend chosen by [`StoreConfig::backend`].
 
+pub mod agent_client;
 mod backend;
 mod config;
 pub mod consul;
@@ -32,6 +33,7 @@ pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Endpoint, KubeConfig, Scheme, 
 pub use election::{Election, Leadership, LeadershipEnd, LeadershipState, ResignSignal};
 pub use error::{StoreError, StoreResult};
 pub use model::{Capabilities, Document, MemberExpiry, MemberKind, MemberRecord, Revision, WatchDelivery, WatchEvent};
+pub use tls::TlsFlags;
 
 /// A stream of changes to the cluster document. An `Err` item means the watch broke and the stream ends
 /// after it: read the document again and start a new watch from its revision.

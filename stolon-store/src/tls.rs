@@ -15,10 +15,42 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The flags that carry a [`TlsConfig`], for messages: the store's (`--store-*`) or another client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// The client certificate flag.
+    pub cert_file: &'static str,
+    /// The client key flag.
+    pub key_file: &'static str,
+    /// The CA bundle flag.
+    pub ca_file: &'static str,
+    /// The skip-verification flag.
+    pub skip_verify: &'static str,
+    /// What the servers are, in the skip-verification warning (e.g. "the store servers").
+    pub peer: &'static str,
+}
+
+impl TlsFlags {
+    /// The `--store-*` flags.
+    pub const STORE: TlsFlags = TlsFlags {
+        cert_file: "--store-cert-file",
+        key_file: "--store-key",
+        ca_file: "--store-ca-file",
+        skip_verify: "--store-skip-tls-verify",
+        peer: "the store servers",
+    };
+}
+
 /// The configuration for `https` endpoints: server verification with `--store-ca-file` (which replaces
 /// the system roots) or the system roots, or none with `--store-skip-tls-verify`; a client certificate with
 /// `--store-cert-file`/`--store-key`.
 pub(crate) fn client_config(tls: &TlsConfig) -> StoreResult<ClientConfig> {
+    client_config_with_flags(tls, &TlsFlags::STORE)
+}
+
+/// [`client_config`] for TLS settings given by other flags (named in errors and in the skip-verification
+/// warning).
+pub(crate) fn client_config_with_flags(tls: &TlsConfig, flags: &TlsFlags) -> StoreResult<ClientConfig> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
     let builder = ClientConfig::builder_with_provider(provider)
@@ -26,25 +58,28 @@ pub(crate) fn client_config(tls: &TlsConfig) -> StoreResult<ClientConfig> {
         .map_err(|e| StoreError::Config(format!("TLS set-up: {e}")))?;
     let builder = if tls.skip_verify {
         tracing::warn!(
-            "--store-skip-tls-verify: the store servers' certificates are not verified; anyone on the network \
-             path can impersonate the store (use it for testing only)"
+            "{}: the certificates of {} are not verified; anyone on the network path can impersonate them \
+             (use it for testing only)",
+            flags.skip_verify,
+            flags.peer
         );
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServer(algorithms)))
     } else {
-        builder.with_root_certificates(roots(tls)?)
+        builder.with_root_certificates(roots(tls, flags)?)
     };
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_slice_iter(&TlsConfig::read("--store-cert-file", cert)?)
+            let (cert_flag, key_flag) = (flags.cert_file, flags.key_file);
+            let chain = CertificateDer::pem_slice_iter(&TlsConfig::read(cert_flag, cert)?)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Config(format!("--store-cert-file {}: {e}", cert.display())))?;
+                .map_err(|e| StoreError::Config(format!("{cert_flag} {}: {e}", cert.display())))?;
             if chain.is_empty() {
-                return Err(StoreError::Config(format!("--store-cert-file {}: no certificate found", cert.display())));
+                return Err(StoreError::Config(format!("{cert_flag} {}: no certificate found", cert.display())));
             }
-            let key_der = PrivateKeyDer::from_pem_slice(&TlsConfig::read("--store-key", key)?)
-                .map_err(|e| StoreError::Config(format!("--store-key {}: {e}", key.display())))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&TlsConfig::read(key_flag, key)?)
+                .map_err(|e| StoreError::Config(format!("{key_flag} {}: {e}", key.display())))?;
             builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                StoreError::Config(format!("--store-cert-file {} / --store-key {}: {e}", cert.display(), key.display()))
+                StoreError::Config(format!("{cert_flag} {} / {key_flag} {}: {e}", cert.display(), key.display()))
             })
         }
         _ => Ok(builder.with_no_client_auth()),
@@ -60,11 +95,11 @@ pub(crate) fn plain_config() -> StoreResult<ClientConfig> {
         .with_no_client_auth())
 }
 
-fn roots(tls: &TlsConfig) -> StoreResult<RootCertStore> {
+fn roots(tls: &TlsConfig, flags: &TlsFlags) -> StoreResult<RootCertStore> {
     let mut roots = RootCertStore::empty();
     if let Some(ca) = &tls.ca_file {
-        let bad = |why: String| StoreError::Config(format!("--store-ca-file {}: {why}", ca.display()));
-        for cert in CertificateDer::pem_slice_iter(&TlsConfig::read("--store-ca-file", ca)?) {
+        let bad = |why: String| StoreError::Config(format!("{} {}: {why}", flags.ca_file, ca.display()));
+        for cert in CertificateDer::pem_slice_iter(&TlsConfig::read(flags.ca_file, ca)?) {
             roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
         }
         if roots.is_empty() {
@@ -75,9 +110,10 @@ fn roots(tls: &TlsConfig) -> StoreResult<RootCertStore> {
     let found = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(found.certs);
     if roots.is_empty() {
-        return Err(StoreError::Config(
-            "no system CA certificates found to verify the store; give --store-ca-file".into(),
-        ));
+        return Err(StoreError::Config(format!(
+            "no system CA certificates found to verify {}; give {}",
+            flags.peer, flags.ca_file
+        )));
     }
     Ok(roots)
 }

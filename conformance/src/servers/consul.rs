@@ -93,6 +93,23 @@ impl ConsulServer {
         Self::launch_new(mode)
     }
 
+    /// Starts a dev agent that also serves HTTPS with the server certificate of `pki` and requires client
+    /// certificates signed by its CA. Returns the agent and its `https://127.0.0.1:<port>` endpoint (the
+    /// plain HTTP one stays at [`ConsulServer::endpoint`]).
+    pub fn start_https(pki: &super::TestPki) -> anyhow::Result<(ConsulServer, String)> {
+        let https_port = super::free_port();
+        let hcl = vec![
+            format!("ports {{ https = {https_port} }}"),
+            format!(
+                "tls {{ https {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\", verify_incoming = true }} }}",
+                pki.ca().display(),
+                pki.server_cert().display(),
+                pki.server_key().display()
+            ),
+        ];
+        Ok((Self::start_with_hcl(&hcl)?, format!("https://127.0.0.1:{https_port}")))
+    }
+
     /// Starts a dev agent with extra agent configuration (HCL), e.g. a TLS listener.
     pub fn start_with_hcl(hcl: &[String]) -> anyhow::Result<ConsulServer> {
         Self::launch_new(Mode { hcl: hcl.to_vec(), ..Mode::default() })

@@ -6,6 +6,7 @@
 mod consul;
 mod etcd;
 mod kube;
+mod pki;
 mod postgres;
 mod process;
 
@@ -16,6 +17,7 @@ use std::sync::Mutex;
 pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipped_rbac};
 pub use consul::{ConsulFactory, ConsulServer, LeaderlessConsul, consul_binary};
 pub use etcd::{EtcdFactory, EtcdServer};
+pub use pki::TestPki;
 pub use postgres::{
     DEBIAN_BIN_DIR, POSTGRES_TEST_PASSWORD, POSTGRES_TEST_USER, PostgresServer, check_server_major, chown_for_postgres,
     postgres_bin_dir, postgres_command, postgres_other_bin_dir, postgres_requested_major, postgres_run_as,

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stolon_store::agent_client::AgentClient;
+use stolon_store::{TlsConfig, TlsFlags};
 
 use super::current::usable_cluster_data;
 use super::error::CtlError;
@@ -34,11 +36,25 @@ pub enum ConsulError {
     },
 }
 
+/// The flags of `stolonctl register`'s TLS settings, named in errors and in the skip-verification warning.
+pub const REGISTER_TLS_FLAGS: TlsFlags = TlsFlags {
+    cert_file: "--register-cert-file",
+    key_file: "--register-key",
+    ca_file: "--register-ca-file",
+    skip_verify: "--register-skip-tls-verify",
+    peer: "the register endpoint (Consul)",
+};
+
 /// A client of one Consul agent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsulAgent {
-    base: String,
-    http: reqwest::Client,
+    http: AgentClient,
+}
+
+impl std::fmt::Debug for ConsulAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsulAgent").field("base", &self.http.base()).finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,9 +93,10 @@ struct AgentCheck {
 }
 
 impl ConsulAgent {
-    /// A client for the agent at `endpoint` (exactly one `http://host:port` URL; a bare `host:port` means
-    /// http). Requests time out after `timeout`. TLS endpoints are not supported by this build.
-    pub fn new(endpoint: &str, timeout: Duration) -> Result<ConsulAgent, ConsulError> {
+    /// A client for the agent at `endpoint` (exactly one `http://host:port` or `https://host:port` URL; a
+    /// bare `host:port` means http). With https, `tls` holds the `--register-*` TLS settings (CA bundle,
+    /// client certificate, skip-verification). Requests time out after `timeout`.
+    pub fn new(endpoint: &str, tls: &TlsConfig, timeout: Duration) -> Result<ConsulAgent, ConsulError> {
         let bad = |reason: &str| ConsulError::Endpoint { endpoint: endpoint.to_string(), reason: reason.to_string() };
         let trimmed = endpoint.trim();
         if trimmed.is_empty() {
@@ -89,25 +106,40 @@ impl ConsulAgent {
             return Err(bad("consul does not support multiple endpoints"));
         }
         let base = match trimmed.split_once("://") {
-            Some(("http", rest)) if !rest.is_empty() => format!("http://{}", rest.trim_end_matches('/')),
-            Some(("https", _)) => return Err(bad("https is not supported by this build of stolonctl register")),
-            Some(_) => return Err(bad("the scheme must be http")),
+            Some((scheme @ ("http" | "https"), rest)) if !rest.trim_end_matches('/').is_empty() => {
+                format!("{scheme}://{}", rest.trim_end_matches('/'))
+            }
+            Some(_) => return Err(bad("the scheme must be http or https, followed by host:port")),
             None => format!("http://{}", trimmed.trim_end_matches('/')),
         };
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
+        let http = AgentClient::new(&base, tls, &REGISTER_TLS_FLAGS, timeout)
             .map_err(|e| ConsulError::Request { operation: "client set-up".into(), reason: e.to_string() })?;
-        Ok(ConsulAgent { base, http })
+        Ok(ConsulAgent { http })
+    }
+
+    /// Sends one request and checks its status.
+    async fn call(
+        &self,
+        operation: &str,
+        method: &str,
+        path: &str,
+        json: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ConsulError> {
+        let failed = |reason: String| ConsulError::Request { operation: operation.to_string(), reason };
+        let reply = self.http.request(method, path, json).await.map_err(|e| failed(e.to_string()))?;
+        if !(200..300).contains(&reply.status) {
+            let body = String::from_utf8_lossy(&reply.body);
+            return Err(failed(format!("HTTP {}: {}", reply.status, body.trim())));
+        }
+        Ok(reply.body)
     }
 
     /// The services registered in the catalog under `name`, keyed by service ID.
     pub async fn services(&self, name: &str) -> Result<BTreeMap<String, ServiceInfo>, ConsulError> {
         let op = format!("list service {name}");
-        let url = format!("{}/v1/catalog/service/{}", self.base, name);
-        let resp = self.http.get(url).send().await.map_err(|e| request_err(&op, e))?;
-        let resp = check_status(&op, resp).await?;
-        let list: Vec<CatalogService> = resp.json().await.map_err(|e| request_err(&op, e))?;
+        let body = self.call(&op, "GET", &format!("/v1/catalog/service/{name}"), None).await?;
+        let list: Vec<CatalogService> = serde_json::from_slice(&body)
+            .map_err(|e| ConsulError::Request { operation: op.clone(), reason: format!("invalid answer: {e}") })?;
         Ok(list
             .into_iter()
             .map(|s| {
@@ -135,37 +167,16 @@ impl ConsulAgent {
             port: info.port,
             check: AgentCheck { tcp: info.check_address(), interval: CHECK_INTERVAL },
         };
-        let url = format!("{}/v1/agent/service/register", self.base);
-        let resp = self.http.put(url).json(&body).send().await.map_err(|e| request_err(&op, e))?;
-        check_status(&op, resp).await.map(drop)
+        let json = serde_json::to_vec(&body)
+            .map_err(|e| ConsulError::Request { operation: op.clone(), reason: e.to_string() })?;
+        self.call(&op, "PUT", "/v1/agent/service/register", Some(json)).await.map(drop)
     }
 
     /// Deregisters the service `id` from the agent.
     pub async fn deregister(&self, id: &str) -> Result<(), ConsulError> {
         let op = format!("deregister {id}");
-        let url = format!("{}/v1/agent/service/deregister/{}", self.base, id);
-        let resp = self.http.put(url).send().await.map_err(|e| request_err(&op, e))?;
-        check_status(&op, resp).await.map(drop)
+        self.call(&op, "PUT", &format!("/v1/agent/service/deregister/{id}"), None).await.map(drop)
     }
-}
-
-fn request_err(operation: &str, e: reqwest::Error) -> ConsulError {
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        reason = format!("{reason}: {cause}");
-        source = cause.source();
-    }
-    ConsulError::Request { operation: operation.to_string(), reason }
-}
-
-async fn check_status(operation: &str, resp: reqwest::Response) -> Result<reqwest::Response, ConsulError> {
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(resp);
-    }
-    let body = resp.text().await.unwrap_or_default();
-    Err(ConsulError::Request { operation: operation.to_string(), reason: format!("HTTP {status}: {}", body.trim()) })
 }
 
 /// Why a registration pass failed before changing anything.
@@ -223,12 +234,21 @@ mod tests {
     #[test]
     fn endpoint_rules() {
         let t = Duration::from_secs(1);
-        assert_eq!(ConsulAgent::new("http://127.0.0.1:8500/", t).unwrap().base, "http://127.0.0.1:8500");
-        assert_eq!(ConsulAgent::new("127.0.0.1:8500", t).unwrap().base, "http://127.0.0.1:8500");
-        assert!(ConsulAgent::new("http://a:1,http://b:2", t).unwrap_err().to_string().contains("multiple"));
-        assert!(ConsulAgent::new("https://a:1", t).is_err());
-        assert!(ConsulAgent::new("ftp://a:1", t).is_err());
-        assert!(ConsulAgent::new("", t).is_err());
+        let plain = TlsConfig::default();
+        let base = |e: &str| ConsulAgent::new(e, &plain, t).map(|a| a.http.base().to_string());
+        assert_eq!(base("http://127.0.0.1:8500/").unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(base("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
+        assert!(base("http://a:1,http://b:2").unwrap_err().to_string().contains("multiple"));
+        assert!(base("ftp://a:1").is_err());
+        assert!(base("https://").is_err());
+        assert!(base("").is_err());
+        let skip = TlsConfig { skip_verify: true, ..TlsConfig::default() };
+        assert_eq!(ConsulAgent::new("https://a:1", &skip, t).unwrap().http.base(), "https://a:1");
+        let ca = TlsConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..TlsConfig::default() };
+        let e = ConsulAgent::new("https://a:1", &ca, t).unwrap_err().to_string();
+        assert!(e.contains("--register-ca-file /nonexistent/ca.pem"), "{e}");
+        let e = ConsulAgent::new("http://a:1", &ca, t).unwrap_err().to_string();
+        assert!(e.contains("--register-ca-file") && e.contains("https"), "{e}");
     }
 
     #[test]

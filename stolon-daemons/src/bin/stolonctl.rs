@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stolon_core::ctl::{self, PromoteOutcome, SpecUpdate};
-use stolon_core::stolon_store::KubeConfig;
+use stolon_core::stolon_store::{KubeConfig, TlsConfig};
 use stolon_core::store::ClusterStore;
 use stolon_daemons::{bool_flags, common::CommonArgs, env, logging};
 
@@ -118,19 +118,19 @@ struct RegisterArgs {
     /// Register backend (only consul).
     #[arg(long, default_value = "consul")]
     register_backend: String,
-    /// The register endpoint (exactly one).
+    /// The register endpoint (exactly one; https:// for TLS).
     #[arg(long, default_value = "http://127.0.0.1:8500")]
     register_endpoints: String,
-    /// Client certificate for TLS to the register (not supported by this build).
+    /// Client certificate for TLS to the register (with --register-key).
     #[arg(long)]
     register_cert_file: Option<PathBuf>,
-    /// Client private key for TLS to the register (not supported by this build).
+    /// Client private key for TLS to the register.
     #[arg(long)]
     register_key: Option<PathBuf>,
-    /// CA bundle for TLS to the register (not supported by this build).
+    /// CA bundle to verify the register's certificate (default: the system roots).
     #[arg(long)]
     register_ca_file: Option<PathBuf>,
-    /// Skip the register's certificate verification (not supported by this build).
+    /// Do not verify the register's certificate (testing only).
     #[arg(long)]
     register_skip_tls_verify: bool,
     /// Register the master as well (use with caution).
@@ -342,14 +342,13 @@ fn register_setup(
     if args.register_backend != "consul" {
         bail!("unknown register backend: {:?} (only consul)", args.register_backend);
     }
-    if args.register_cert_file.is_some()
-        || args.register_key.is_some()
-        || args.register_ca_file.is_some()
-        || args.register_skip_tls_verify
-    {
-        bail!("TLS to the register backend is not supported by this build of stolonctl");
-    }
-    let agent = ctl::consul::ConsulAgent::new(&args.register_endpoints, Duration::from_secs(10))?;
+    let tls = TlsConfig {
+        cert_file: args.register_cert_file.clone(),
+        key_file: args.register_key.clone(),
+        ca_file: args.register_ca_file.clone(),
+        skip_verify: args.register_skip_tls_verify,
+    };
+    let agent = ctl::consul::ConsulAgent::new(&args.register_endpoints, &tls, Duration::from_secs(10))?;
     let opts = ctl::register::RegisterOptions {
         service_name: cluster_name.to_string(),
         register_master: args.register_master,

@@ -7,6 +7,7 @@ pub mod env;
 pub mod keeper_api;
 pub mod logging;
 pub mod metrics;
+pub mod process_metrics;
 
 /// Parses the command line of a binary, with every flag also read from `<prefix>_<FLAG>` in the
 /// environment and boolean flags in Go's syntax ([`bool_flags`]). Exits with clap's message and status on

@@ -339,4 +339,11 @@ async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth(
     // 6000 more connections: under 1.4 KiB each (a leaked task or copy buffer per connection is far more);
     // the rest is the allocator's fragmentation, which varies from run to run.
     assert!(rss_4 <= rss_1 + 8192, "memory grew by more than 8 MiB over six more rounds: {rss_1} -> {rss_4} KiB");
+    // The process metrics agree with /proc as seen from outside (the scrape's own connection is one more fd).
+    let open_fds = proxy.metric("process_open_fds").await.expect("process_open_fds");
+    assert!((open_fds - fds_4 as f64).abs() <= 4.0, "process_open_fds {open_fds}, /proc {fds_4}");
+    let rss = proxy.metric("process_resident_memory_bytes").await.expect("process_resident_memory_bytes");
+    let outside = (rss_kib(proxy.pid()) * 1024) as f64;
+    assert!(rss > 0.5 * outside && rss < 2.0 * outside, "process_resident_memory_bytes {rss}, /proc {outside}");
+    assert!(proxy.metric("process_cpu_seconds_total").await.is_some_and(|c| c > 0.0), "process_cpu_seconds_total");
 }

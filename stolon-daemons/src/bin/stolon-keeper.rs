@@ -329,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if metrics::parse_listen_address(&cli.common.metrics_listen_address).map_err(anyhow::Error::msg)?.is_some() {
         let mut r = Registry::default();
         metrics::register_cluster_identifier(&mut r, &cli.common.cluster_name, "keeper");
+        stolon_daemons::process_metrics::register_process_metrics(&mut r);
         register_metrics(&mut r, keeper_metrics.clone());
         registry = Some(Arc::new(r));
     }

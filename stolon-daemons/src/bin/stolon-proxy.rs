@@ -249,6 +249,7 @@ async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) 
         Ok(Some(addr)) => {
             let mut registry = Registry::default();
             metrics::register_cluster_identifier(&mut registry, &cli.common.cluster_name, "proxy");
+            stolon_daemons::process_metrics::register_process_metrics(&mut registry);
             registry.register_collector(Box::new(ProxyCollector(stats.clone())));
             match metrics::serve(addr, Arc::new(registry)).await {
                 Ok(task) => Some(task),

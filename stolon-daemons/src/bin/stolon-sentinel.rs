@@ -98,6 +98,7 @@ async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> 
         Some(addr) => {
             let mut registry = Registry::default();
             metrics::register_cluster_identifier(&mut registry, &cli.common.cluster_name, "sentinel");
+            stolon_daemons::process_metrics::register_process_metrics(&mut registry);
             registry.register_collector(Box::new(SentinelCollector(sentinel.stats())));
             Some(metrics::serve(addr, Arc::new(registry)).await.map_err(|e| e.to_string())?)
         }

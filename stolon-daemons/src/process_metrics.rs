@@ -95,7 +95,7 @@ pub fn read_self() -> Option<ProcessSample> {
     let boot = parse_boot_time(&std::fs::read_to_string("/proc/stat").ok()?)?;
     // SAFETY: sysconf only reads a configuration value.
     let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
-    let mut sample = sample_from(stat, boot, u64::try_from(ticks).ok()?, i64::try_from(page).ok()?);
+    let mut sample = sample_from(stat, boot, u64::try_from(ticks).ok()?, page);
     sample.open_fds = count_open_fds(std::path::Path::new("/proc/self/fd"))?;
     sample.max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| parse_max_open_files(&l))?;
     Some(sample)
@@ -158,13 +158,7 @@ mod tests {
         let f = parse_stat(STAT).unwrap();
         assert_eq!(
             f,
-            StatFields {
-                cpu_ticks: 300,
-                threads: 7,
-                start_ticks: 123_400,
-                vsize_bytes: 912_384_000,
-                rss_pages: 5120
-            }
+            StatFields { cpu_ticks: 300, threads: 7, start_ticks: 123_400, vsize_bytes: 912_384_000, rss_pages: 5120 }
         );
         assert_eq!(parse_stat("12 (truncated) S 1 2"), None);
         assert_eq!(parse_stat("no parenthesis"), None);

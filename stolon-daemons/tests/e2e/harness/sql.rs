@@ -23,13 +23,19 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to 127.0.0.1:`port` as `user`; the connection task runs until the client is dropped.
 pub async fn connect_as(port: u16, user: &str, password: &str) -> R<Client> {
+    connect_at("127.0.0.1", port, user, password).await
+}
+
+/// Connects to `host`:`port` as `user` (the nemesis's nodes have their own addresses); the connection task
+/// runs until the client is dropped.
+pub async fn connect_at(host: &str, port: u16, user: &str, password: &str) -> R<Client> {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host("127.0.0.1").port(port).user(user).password(password).dbname("postgres");
+    cfg.host(host).port(port).user(user).password(password).dbname("postgres");
     cfg.connect_timeout(CONNECT_TIMEOUT);
     let (client, conn) = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), cfg.connect(NoTls))
         .await
-        .with_context(|| format!("connecting to port {port} timed out"))?
-        .with_context(|| format!("connecting to port {port} as {user}"))?;
+        .with_context(|| format!("connecting to {host}:{port} timed out"))?
+        .with_context(|| format!("connecting to {host}:{port} as {user}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

@@ -2,12 +2,14 @@
 //! Each binary in `src/bin` is a thin main over `stolon-core`.
 
 pub mod bool_flags;
+pub mod cli_docs;
 pub mod common;
 pub mod env;
 pub mod keeper_api;
 pub mod logging;
 pub mod metrics;
 pub mod process_metrics;
+pub mod status_watch;
 
 /// Parses the command line of a binary, with every flag also read from `<prefix>_<FLAG>` in the
 /// environment and boolean flags in Go's syntax ([`bool_flags`]). Exits with clap's message and status on

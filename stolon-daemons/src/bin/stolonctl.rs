@@ -11,7 +11,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stolon_core::ctl::{self, PromoteOutcome, SpecUpdate};
 use stolon_core::stolon_store::{KubeConfig, TlsConfig};
 use stolon_core::store::ClusterStore;
-use stolon_daemons::{bool_flags, common::CommonArgs, env, logging};
+use stolon_daemons::common::{CommonArgs, parse_go_duration};
+use stolon_daemons::{bool_flags, cli_docs, env, logging, status_watch};
 
 /// Operate a stolon-rs cluster. Every flag, subcommand flags included, can also be set as
 /// STOLONCTL_<FLAG_NAME> (e.g. STOLONCTL_CLUSTER_NAME, STOLONCTL_YES).
@@ -40,6 +41,13 @@ enum Command {
         /// Output format: text or json.
         #[arg(short = 'f', long, default_value = "text")]
         format: String,
+        /// Keep running and print the status again whenever it changes (redrawn on a terminal; appended,
+        /// one JSON document per line with --format json, otherwise).
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How often --watch reads the status (Go duration).
+        #[arg(long, default_value = "2s", value_parser = parse_go_duration)]
+        watch_interval: Duration,
     },
     /// Initialize a new cluster (replaces any existing cluster data).
     Init {
@@ -90,8 +98,27 @@ enum Command {
     Clusterdata(ClusterdataCommand),
     /// Register the cluster's healthy databases in Consul for service discovery, until interrupted.
     Register(RegisterArgs),
+    /// Print the shell completion script (bash, zsh or fish) on stdout.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write stolonctl's man pages (one per subcommand) into a directory.
+    Man {
+        /// The directory (created if missing), e.g. /usr/local/share/man/man1.
+        dir: PathBuf,
+    },
     /// Print the version.
     Version,
+}
+
+/// The shells `stolonctl completion` writes scripts for.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,11 +180,16 @@ struct RegisterArgs {
 /// Parses stolonctl's command line (with the program name): flags from the environment, boolean flags in Go's
 /// syntax, and, like stolon's persistent flags, the store flags accepted after the subcommand too.
 fn parse_cli(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-    let cmd = env::with_env_prefix(
+    Cli::from_arg_matches(&bool_flags::try_get_matches_from(command(), args)?)
+}
+
+/// stolonctl's clap command as parsed: flags global, each with its environment variable (completion scripts
+/// and man pages are generated from it).
+fn command() -> clap::Command {
+    env::with_env_prefix(
         Cli::command().mut_args(|a| if a.is_positional() { a } else { a.global(true) }),
         env::STOLONCTL,
-    );
-    Cli::from_arg_matches(&bool_flags::try_get_matches_from(cmd, args)?)
+    )
 }
 
 fn main() -> ExitCode {
@@ -204,9 +236,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every command checks the input that needs no store first: bad input never waits on the store.
     let connect = || connect(&common, kube.clone());
     match cli.command {
-        Command::Status { format } => {
+        Command::Status { format, watch, watch_interval } => {
             if !matches!(format.as_str(), "text" | "json") {
                 bail!("unrecognised output format {format:?} (expected text or json)");
+            }
+            if watch {
+                let out =
+                    status_watch::WatchOutput { json: format == "json", terminal: std::io::stdout().is_terminal() };
+                let store = connect().await?;
+                status_watch::watch(&store, out, watch_interval, &mut std::io::stdout(), interrupted())
+                    .await
+                    .context("cannot write to stdout")?;
+                return Ok(ExitCode::SUCCESS);
             }
             let report = ctl::gather_status(&connect().await?).await?;
             let out = if format == "json" {
@@ -276,9 +317,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (agent, opts) = register_setup(&common.cluster_name, &args)?;
             register_loop(&connect().await?, &agent, &opts, args.sleep_interval).await?;
         }
+        Command::Completion { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => cli_docs::Shell::Bash,
+                CompletionShell::Zsh => cli_docs::Shell::Zsh,
+                CompletionShell::Fish => cli_docs::Shell::Fish,
+            };
+            let mut script = Vec::new();
+            cli_docs::write_completion(shell, command(), &mut script);
+            print(&String::from_utf8_lossy(&script))?;
+        }
+        Command::Man { dir } => {
+            for page in cli_docs::write_man_pages(command(), &dir)? {
+                println!("{}", page.display());
+            }
+        }
         Command::Version => println!("stolonctl version {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn interrupted() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn connect(common: &CommonArgs, kube: KubeConfig) -> anyhow::Result<ClusterStore> {

@@ -66,7 +66,8 @@ fn expect(codes: &[u16; 13]) -> Vec<(&'static str, u16)> {
 /// every endpoint's code on each; the asynchronous standby with replay paused while the master writes (the
 /// `?lag=` bound); a standby whose PostgreSQL is stopped (its port is taken, so the keeper cannot start it);
 /// the master and a standby cut off from the store for longer than proxyTimeout. Also `apiURL` in the keeper
-/// infos, `/status` and `/cluster`.
+/// infos, `/status`, `/cluster`, and `/metrics` on a listener shared with `--metrics-listen-address` (where
+/// `/health` has the API's meaning: 503 without PostgreSQL).
 async fn test_keeper_api(env: Env) -> R<()> {
     let patch = json!({ "maxStandbysPerSender": 2, "proxyCheckInterval": "1s", "proxyTimeout": "4s" });
     let mut c = TestCluster::new(&env, &merged(Variant::SyncRepl.ha_spec(), &patch)).await?;
@@ -88,7 +89,11 @@ async fn test_keeper_api(env: Env) -> R<()> {
     let sync_db = cd.master_db().context("master")?.status.synchronous_standbys()[0].clone();
     let sync = cd.dbs.get(&sync_db).context("sync standby DB")?.spec.keeper_uid.clone();
     let asynchronous = c.others(&master).into_iter().find(|k| *k != sync).context("async standby")?;
-    let (no_db, api) = add_keeper_with_api(&mut c).await?;
+    // This one shares its API listener with its metrics.
+    let api = KeeperApi::new();
+    let mut flags = api.flags();
+    flags.extend(["--metrics-listen-address".to_string(), format!("127.0.0.1:{}", api.port)]);
+    let no_db = c.add_keeper_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     apis.insert(no_db.clone(), api);
     c.wait_cd(&format!("{no_db} known and healthy, without a DB"), WAIT, |cd| {
         cd.keepers.get(&no_db).is_some_and(|k| k.status.healthy) && cd.db_of_keeper(&no_db).is_none()
@@ -105,6 +110,8 @@ async fn test_keeper_api(env: Env) -> R<()> {
     ensure!(s["postgres"]["walReceiver"]["senderPort"] == master_port, "streams from the master: {s}");
     let (_, s) = apis[&no_db].get("/status").await?;
     ensure!(s["dbUid"].is_null() && s["postgres"]["running"] == false, "keeper without a DB: {s}");
+    let (code, metrics) = apis[&no_db].get_text("/metrics").await?;
+    ensure!(code == 200 && metrics.contains("stolon_keeper_sleep_interval"), "shared /metrics: {code} {metrics}");
     let (code, cluster) = apis[&sync].get("/cluster").await?;
     ensure!(code == 200 && cluster["cluster"]["master_keeper_uid"] == master.as_str(), "/cluster: {cluster}");
     ensure!(cluster["keepers"].as_array().is_some_and(|k| k.len() == 4), "/cluster: {cluster}");

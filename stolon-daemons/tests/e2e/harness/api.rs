@@ -31,13 +31,18 @@ impl KeeperApi {
         vec!["--api-listen-address".into(), format!("127.0.0.1:{}", self.port)]
     }
 
+    /// `GET <path>`: the status code and the body as text.
+    pub async fn get_text(&self, path: &str) -> R<(u16, String)> {
+        let options = ClientOptions { ca_file: None, basic_auth: None, timeout: Duration::from_secs(10) };
+        let r = ApiClient::new(&options)?.get(&format!("{}{path}", self.url)).await?;
+        Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
+
     /// `GET <path>`: the status code and the JSON body.
     pub async fn get(&self, path: &str) -> R<(u16, Value)> {
-        let client =
-            ApiClient::new(&ClientOptions { ca_file: None, basic_auth: None, timeout: Duration::from_secs(10) })?;
-        let r = client.get(&format!("{}{path}", self.url)).await?;
-        let body = r.json().map_err(anyhow::Error::msg).with_context(|| format!("GET {path}"))?;
-        Ok((r.status, body))
+        let (status, text) = self.get_text(path).await?;
+        let body = serde_json::from_str(&text).with_context(|| format!("GET {path}: the body is not JSON: {text}"))?;
+        Ok((status, body))
     }
 
     /// Waits until every `(path, status)` of `expected` holds at once; returns the bodies in order.

@@ -37,6 +37,39 @@ async fn add_keeper_with_api(c: &mut TestCluster) -> R<(String, KeeperApi)> {
     Ok((uid, api))
 }
 
+/// Waits until the cluster data has a master and every other keeper of `c` runs a converged standby following
+/// it, and PostgreSQL agrees; returns (master, standbys). Roles are read once settled, not from the first
+/// election (a loaded machine may fail the first master over).
+async fn settled(c: &TestCluster) -> R<(String, Vec<String>)> {
+    wait_for("a master and converged standbys following it", 2 * WAIT, || async {
+        let cd = c.cd().await?;
+        let Some(master) = harness::master_keeper(&cd) else { return Ok(None) };
+        let master_db = cd.master_db().context("master DB")?.uid.clone();
+        let converged = |uid: &str| {
+            cd.db_of_keeper(uid).is_some_and(|db| {
+                db.status.healthy && db.status.current_generation >= 1 && db.status.current_generation == db.generation
+            })
+        };
+        let follows = |uid: &str| {
+            cd.db_of_keeper(uid).and_then(|db| db.spec.follow_config.as_ref()).is_some_and(|f| f.db_uid == master_db)
+        };
+        let standbys = c.others(&master);
+        if !converged(&master) || !standbys.iter().all(|s| converged(s) && follows(s)) {
+            return Ok(None);
+        }
+        if c.keeper_ref(&master)?.in_recovery().await? {
+            return Ok(None);
+        }
+        for s in &standbys {
+            if !c.keeper_ref(s)?.in_recovery().await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some((master, standbys)))
+    })
+    .await
+}
+
 /// The role and health checks, with the answers of each kind of member below.
 const CHECKS: [&str; 13] = [
     "/primary",
@@ -77,15 +110,17 @@ async fn test_keeper_api(env: Env) -> R<()> {
         let (uid, api) = add_keeper_with_api(&mut c).await?;
         apis.insert(uid, api);
     }
-    let master = c.wait_master_ready().await?;
-    for s in c.others(&master) {
-        c.wait_standby(&s, WAIT).await?;
-    }
+    let (master, _) = settled(&c).await?;
     let cd = c
         .wait_cd("one synchronous standby", WAIT, |cd| {
             cd.master_db().is_some_and(|m| m.status.synchronous_standbys().len() == 1)
         })
         .await?;
+    ensure!(
+        harness::master_keeper(&cd).as_deref() == Some(master.as_str()),
+        "the master moved: {}",
+        harness::summary(&cd)
+    );
     let sync_db = cd.master_db().context("master")?.status.synchronous_standbys()[0].clone();
     let sync = cd.dbs.get(&sync_db).context("sync standby DB")?.spec.keeper_uid.clone();
     let asynchronous = c.others(&master).into_iter().find(|k| *k != sync).context("async standby")?;
@@ -248,15 +283,13 @@ async fn test_haproxy_failover(env: Env) -> R<()> {
         let (uid, api) = add_keeper_with_api(&mut c).await?;
         apis.insert(uid, api);
     }
-    let master = c.wait_master_ready().await?;
-    for s in c.others(&master) {
-        c.wait_standby(&s, WAIT).await?;
-    }
+    settled(&c).await?;
     let servers: Vec<Server> = apis
         .iter()
         .map(|(uid, api)| Ok(Server { pg_port: c.keeper_ref(uid)?.pg_port, api_port: api.port }))
         .collect::<R<_>>()?;
     let hap = HaProxy::start(&env, c.dir(), "500ms", &servers)?;
+    let (master, _) = settled(&c).await?;
     let old_port = c.keeper_ref(&master)?.pg_port;
     wait_for("HAProxy's primary frontend reaching the master", WAIT, || async {
         let got = sql::server_port(&sql::connect(hap.primary_port).await?).await?;
@@ -278,6 +311,12 @@ async fn test_haproxy_failover(env: Env) -> R<()> {
     })
     .await?;
 
+    let cd = c.cd().await?;
+    ensure!(
+        harness::master_keeper(&cd).as_deref() == Some(master.as_str()),
+        "the master moved before the fault: {}",
+        harness::summary(&cd)
+    );
     let fault = Instant::now();
     let (writes_before, _) = counts();
     c.keeper(&master)?.kill().await?;
@@ -331,8 +370,8 @@ async fn test_haproxy_failover(env: Env) -> R<()> {
 }
 
 /// Kubernetes: each keeper labels its pod `stolon-role=master|standby`; after a failover the new master's
-/// pod says master. The stopped old master's pod keeps its stale label (its keeper is gone) while its API,
-/// which a readiness probe would check, answers nothing; restarted, it becomes a standby and says so.
+/// pod says master. The stopped old master's pod keeps the last label its keeper set while its API, which a
+/// readiness probe would check, answers nothing; restarted, it becomes a standby and says so.
 async fn test_pod_role_labels(env: Env) -> R<()> {
     let mut c = TestCluster::new(&env, &Variant::Async.ha_spec()).await?;
     c.add_sentinel().await?;
@@ -341,9 +380,8 @@ async fn test_pod_role_labels(env: Env) -> R<()> {
         let (uid, api) = add_keeper_with_api(&mut c).await?;
         apis.insert(uid, api);
     }
-    let master = c.wait_master_ready().await?;
-    let standby = c.others(&master).pop().context("standby")?;
-    c.wait_standby(&standby, WAIT).await?;
+    let (master, mut standbys) = settled(&c).await?;
+    let standby = standbys.pop().context("standby")?;
     let c = &mut c;
     wait_label(c, &master, Some("master")).await?;
     wait_label(c, &standby, Some("standby")).await?;
@@ -354,7 +392,9 @@ async fn test_pod_role_labels(env: Env) -> R<()> {
     c.wait_master_is(&standby, WAIT).await?;
     wait_label(c, &standby, Some("master")).await?;
     apis[&standby].wait_codes(&standby, &[("/readiness", 200), ("/primary", 200)], WAIT).await?;
-    ensure!(label(c, &master).await? == Some("master".into()), "the stopped keeper's pod keeps its last label");
+    // The stopped keeper's pod keeps the last label it set (master, unless it saw the new election before it
+    // stopped): only its readiness, which its dead API fails, keeps a Service selecting by label away from it.
+    ensure!(label(c, &master).await?.as_deref() != Some("standby"), "the stopped keeper's pod was never a standby");
     ensure!(apis[&master].get("/readiness").await.is_err(), "the stopped keeper's API answers nothing");
 
     c.keeper(&master)?.start()?;

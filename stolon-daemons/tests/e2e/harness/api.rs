@@ -45,13 +45,15 @@ impl KeeperApi {
         Ok((status, body))
     }
 
-    /// Waits until every `(path, status)` of `expected` holds at once; returns the bodies in order.
+    /// Waits until every `(path, status)` of `expected` holds in one round of requests (sent at once);
+    /// returns the bodies in order.
     pub async fn wait_codes(&self, who: &str, expected: &[(&str, u16)], limit: Duration) -> R<Vec<Value>> {
         wait_for(&format!("{who}'s API answering {expected:?}"), limit, || async move {
+            let answers = futures::future::join_all(expected.iter().map(|(path, _)| self.get(path))).await;
             let mut bodies = Vec::new();
             let mut wrong = Vec::new();
-            for (path, want) in expected {
-                let (got, body) = self.get(path).await?;
+            for ((path, want), answer) in expected.iter().zip(answers) {
+                let (got, body) = answer?;
                 if got != *want {
                     wrong.push(format!("{path}: {got} ({})", body["check"]["reason"]));
                 }

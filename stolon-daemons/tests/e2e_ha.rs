@@ -261,7 +261,7 @@ async fn test_sync_standby_not_in_sync(env: Env, v: Variant) -> R<()> {
         expect_no_hba_entry(master_port).await?;
         // The restriction holds while the standby stays away (the sentinel keeps it as sync standby).
         never("user01 let in while the synchronous standby is down", 2 * FAIL_INTERVAL, || async {
-            Ok(user01_rows(master_port).await.is_ok())
+            user01_let_in(master_port).await
         })
         .await?;
     }
@@ -290,7 +290,11 @@ async fn test_disappeared_keeper_data(env: Env) -> R<()> {
 
     // Watched for longer than the election may take, so the election wait always ends the select.
     let what = format!("{master} running postgres as a primary");
-    let old_master_primary = never(&what, 2 * WAIT, || async { Ok(!c.keeper_ref(&master)?.in_recovery().await?) });
+    let old_master_primary = never(&what, 2 * WAIT, || async {
+        // No PostgreSQL running (what the keeper must do here) is no primary either.
+        let k = c.keeper_ref(&master)?;
+        Ok(k.postmaster_pid().is_some() && !k.in_recovery().await?)
+    });
     tokio::select! {
         r = old_master_primary => r?,
         r = c.wait_master_is(&standby, WAIT) => r?,
@@ -370,12 +374,21 @@ async fn user01_rows(port: u16) -> R<Vec<i32>> {
 
 /// Fails unless a user01 connection to `port` is refused by pg_hba.conf.
 async fn expect_no_hba_entry(port: u16) -> R<()> {
+    if user01_let_in(port).await? {
+        bail!("user01 could connect to the restarted master before its synchronous standby is in sync");
+    }
+    Ok(())
+}
+
+/// Whether user01 can connect to `port`: true when connected, false when refused by pg_hba.conf, an error
+/// for any other failure (so that a master that is down is not taken for one that refuses user01).
+async fn user01_let_in(port: u16) -> R<bool> {
     match sql::connect_as(port, USER01, USER01_PASSWORD).await {
-        Ok(_) => bail!("user01 could connect to the restarted master before its synchronous standby is in sync"),
+        Ok(_) => Ok(true),
         Err(e) => {
             let msg = format!("{e:#}");
             let want = format!("no pg_hba.conf entry for host \"127.0.0.1\", user \"{USER01}\", database \"postgres\"");
-            if msg.contains(&want) { Ok(()) } else { bail!("user01 refused, but not by pg_hba.conf: {msg}") }
+            if msg.contains(&want) { Ok(false) } else { bail!("user01 refused, but not by pg_hba.conf: {msg}") }
         }
     }
 }

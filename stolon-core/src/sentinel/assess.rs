@@ -73,7 +73,7 @@ pub(crate) fn validity(cd: &ClusterData, db: &Db) -> Validity {
 impl Judge<'_> {
     /// The convergence timeout that applies to `db`: `syncTimeout` for a resyncing standby still at its
     /// first generation, else `convergenceTimeout`.
-    fn convergence_timeout(cd: &ClusterData, db: &Db) -> Duration {
+    pub(crate) fn convergence_timeout(cd: &ClusterData, db: &Db) -> Duration {
         let spec = &cd.cluster.spec;
         if db.generation == INITIAL_GENERATION && db.spec.init_mode == Some(DbInitMode::Resync) {
             spec.sync_timeout()

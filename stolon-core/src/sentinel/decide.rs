@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::assess::Judge;
+use super::candidacy::{Rejection, election_rejections};
 use super::clock::Now;
 use super::election::{apply_election, choose_new_master, master_ok};
 use super::entropy::Entropy;
@@ -26,6 +27,9 @@ pub struct Decision {
     pub histories: Histories,
     /// Whether `cluster_data` must be written (compare-and-swap on the revision that was read).
     pub write: bool,
+    /// When this pass looked for a new master: every other DB with the reasons it could not be elected
+    /// (empty: eligible). `None` when the master is fine or the pass only observed.
+    pub election: Option<BTreeMap<String, Vec<Rejection>>>,
 }
 
 /// One leader pass (reference §4.1 steps 6 to 10), without IO.
@@ -51,16 +55,20 @@ pub fn decide(
     if !hist.observed {
         hist.observe_first(cd, keeper_infos, now);
         active_proxies(proxy_infos, &mut hist, proxy_timeout, now.mono);
-        return Ok(Decision { cluster_data: cd.clone(), histories: hist, write: false });
+        return Ok(Decision { cluster_data: cd.clone(), histories: hist, write: false, election: None });
     }
     hist.refresh_convergence(cd, now.mono);
     let with_health = update_keepers_status(cd, keeper_infos, &mut hist, now);
     let active = active_proxies(proxy_infos, &mut hist, proxy_timeout, now.mono);
     let mut newcd = update_cluster(&with_health, &active, &hist, now, entropy)?;
+    let election = match with_health.cluster.status.phase {
+        Some(ClusterPhase::Normal) => election_rejections(&with_health, Judge { hist: &hist, now: now.mono }),
+        _ => None,
+    };
     newcd.cluster.status.removed_keepers = screened.removed;
     update_change_times(cd, &mut newcd, now);
     hist.refresh_convergence(&newcd, now.mono);
-    Ok(Decision { cluster_data: newcd, histories: hist, write: true })
+    Ok(Decision { cluster_data: newcd, histories: hist, write: true, election })
 }
 
 /// Refuses cluster data this version must not act on: another format version or an invalid spec.

@@ -2,9 +2,10 @@
 //! most advanced eligible DB wins (highest reported WAL position, then the smallest UID).
 
 use super::assess::{Judge, Status, Validity, validity};
+use super::candidacy::rejections;
 use super::health::Convergence;
 use super::init::external_follow_config;
-use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, keeper_can_be_master, keeper_of, sorted};
+use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, sorted};
 use crate::cluster::{ClusterData, ClusterRole, Db, DbRole};
 
 /// Whether the current master is fine: healthy and not stuck in a failed convergence.
@@ -53,14 +54,16 @@ fn eligible(cd: &ClusterData, master: &Db, judge: Judge<'_>, lag_filter: bool, k
     out
 }
 
-/// The DBs that may replace the failed `master`, most advanced first: good valid standbys and previous
-/// masters still alive, on its timeline, within the lag when the election is not synchronous, on keepers
-/// allowed to be master.
+/// The DBs that may replace the failed `master`, most advanced first: those without a rejection reason
+/// ([`rejections`]): good valid standbys and previous masters still alive, on its timeline, within the lag
+/// when the election is not synchronous, on keepers allowed to be master.
 pub(crate) fn candidates(cd: &ClusterData, master: &Db, judge: Judge<'_>) -> Vec<String> {
     let lag_filter = !sync_election(cd, master);
-    let mut out = eligible(cd, master, judge, lag_filter, DbKind::Standby);
-    out.extend(eligible(cd, master, judge, lag_filter, DbKind::Master));
-    out.retain(|uid| cd.dbs.get(uid).is_some_and(|db| keeper_can_be_master(keeper_of(cd, db))));
+    let mut out: Vec<String> = rejections(cd, master, judge, lag_filter)
+        .into_iter()
+        .filter(|(_, r)| r.is_empty())
+        .map(|(uid, _)| uid)
+        .collect();
     most_advanced_first(cd, &mut out);
     out
 }

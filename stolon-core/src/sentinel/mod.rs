@@ -7,12 +7,13 @@
 //! SentinelInfo publication, reading infos, and compare-and-swap writes of the decision.
 //!
 //! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
-//! (initialization phase), `election` (master choice), `standbys` (standby set), `major` (standbys only on
+//! (initialization phase), `election` (master choice), [`candidacy`] (why a DB cannot be elected), `standbys` (standby set), `major` (standbys only on
 //! keepers of the master's PostgreSQL major version), `sync` (synchronous standbys), [`proxies`] (active
 //! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), [`run`]
 //! (the loop).
 
 mod assess;
+pub mod candidacy;
 mod clock;
 pub mod decide;
 mod election;
@@ -28,6 +29,7 @@ pub mod run;
 mod standbys;
 mod sync;
 
+pub use candidacy::Rejection;
 pub use clock::{MonoClock, MonoTime, Now};
 pub use decide::{Decision, decide, update_cluster};
 pub use entropy::{Entropy, OsEntropy, SequentialUids};

@@ -20,6 +20,7 @@ use stolon_store::{MemberKind, Revision, StoreBackend, WatchEvent, WatchStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::candidacy::{Rejection, changed_rejections, describe};
 use super::clock::MonoClock;
 use super::decide::{check_readable, decide};
 use super::entropy::OsEntropy;
@@ -113,6 +114,8 @@ struct LoopState {
     next_expiry: Option<Instant>,
     /// The keeper infos (uid, infoUID) of the last pass, when the cluster waits for its new master.
     awaited_infos: Option<BTreeMap<String, String>>,
+    /// The candidates' rejection reasons last logged (empty when no election is under way).
+    logged_rejections: BTreeMap<String, Vec<Rejection>>,
 }
 
 impl Sentinel {
@@ -141,6 +144,7 @@ impl Sentinel {
             last_seen: None,
             next_expiry: None,
             awaited_infos: None,
+            logged_rejections: BTreeMap::new(),
         };
         let mut watch: Option<WatchStream> = None;
         tokio::pin!(shutdown);
@@ -282,6 +286,7 @@ impl Sentinel {
                 return;
             }
         };
+        log_rejections(&mut state.logged_rejections, decision.election.as_ref(), &decision.cluster_data);
         if !decision.write {
             self.schedule(state, &read.data, &decision.histories, &keepers.valid);
             state.histories = decision.histories;
@@ -348,6 +353,29 @@ fn info_signature(infos: &BTreeMap<String, KeeperInfo>) -> BTreeMap<String, Stri
 }
 
 /// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.
+/// Logs, once per change, why each DB can or cannot replace the failed master; forgets what it logged
+/// once no election is under way.
+fn log_rejections(
+    logged: &mut BTreeMap<String, Vec<Rejection>>,
+    election: Option<&BTreeMap<String, Vec<Rejection>>>,
+    cd: &ClusterData,
+) {
+    let Some(election) = election else {
+        logged.clear();
+        return;
+    };
+    for (uid, reasons) in changed_rejections(logged, election) {
+        let keeper = cd.dbs.get(uid).map(|db| db.spec.keeper_uid.as_str()).unwrap_or_default();
+        if reasons.is_empty() {
+            tracing::info!(db = %uid, keeper = %keeper, "db eligible as the new master");
+        } else {
+            let why = describe(reasons);
+            tracing::warn!(db = %uid, keeper = %keeper, reasons = %why, "db cannot be elected as the new master");
+        }
+    }
+    *logged = election.clone();
+}
+
 fn log_changes(old: &ClusterData, new: &ClusterData) {
     if old.cluster.status.master != new.cluster.status.master {
         tracing::info!(from = %old.cluster.status.master, to = %new.cluster.status.master, "master changed");

@@ -6,6 +6,7 @@ pub mod api;
 pub mod cluster;
 pub mod haproxy;
 pub mod keeper;
+pub mod never;
 pub mod process;
 pub mod runner;
 pub mod scenario;
@@ -21,7 +22,8 @@ pub mod writes;
 pub type R<T> = anyhow::Result<T>;
 
 pub use cluster::{Proxy, TestCluster, WAIT, master_keeper, summary};
+pub use never::never;
 pub use scenario::{Env, Scenario, Tier};
 pub use spec::{Variant, base_spec, ha_spec, merged};
 pub use store::Backend;
-pub use wait::{never, wait_for};
+pub use wait::wait_for;

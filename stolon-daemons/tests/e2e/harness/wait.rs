@@ -32,20 +32,3 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
-
-/// Checks that `probe` never yields `true` during `period` (for "must NOT happen" assertions); returns the
-/// error of the first violation.
-pub async fn never<F, Fut>(what: &str, period: Duration, mut probe: F) -> R<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = R<bool>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < period {
-        if let Ok(true) = probe().await {
-            return Err(anyhow!("{what} happened after {:?}", start.elapsed()));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Ok(())
-}

@@ -116,13 +116,21 @@ fn reasons(cd: &ClusterData, master: &Db, db: &Db, judge: Judge<'_>, lag_filter:
     if db_kind(db).is_none() {
         out.push(Rejection::NoRole);
     }
-    match validity(cd, db) {
+    let validity = validity(cd, db);
+    match validity {
         Validity::Valid => {}
         Validity::Unknown => out.push(Rejection::NeverReported),
         Validity::Invalid => out.push(Rejection::InvalidBranch),
     }
     if let Some(r) = status_rejection(cd, db, judge) {
         out.push(r);
+    }
+    if !keeper_can_be_master(keeper_of(cd, db)) {
+        out.push(Rejection::CannotBeMaster);
+    }
+    if validity == Validity::Unknown {
+        // Nothing reported: its timeline, system and position are not known, so not compared.
+        return out;
     }
     if db.status.timeline_id != master.status.timeline_id {
         out.push(Rejection::OtherTimeline {
@@ -137,9 +145,6 @@ fn reasons(cd: &ClusterData, master: &Db, db: &Db, judge: Judge<'_>, lag_filter:
     let max = u64::from(cd.cluster.spec.max_standby_lag());
     if lag_filter && lag > max {
         out.push(Rejection::TooFarBehind { lag, max });
-    }
-    if !keeper_can_be_master(keeper_of(cd, db)) {
-        out.push(Rejection::CannotBeMaster);
     }
     out
 }

@@ -201,7 +201,7 @@ def cmd_breakdown(args):
     steps = {
         "detected": (args.sentinel_logs, "master db is failed"),
         "elected": (args.sentinel_logs, "electing db as the new master"),
-        "promoting": (args.keeper_logs, "promoting postgres"),
+        "promoting": (args.keeper_logs, "promoting database"),
         "routed": (args.sentinel_logs, "proxy routing changed"),
         "proxy_forwarding": (args.proxy_logs, "forwarding to the master"),
     }

@@ -6,6 +6,7 @@ pub mod cli_docs;
 pub mod common;
 pub mod env;
 pub mod keeper_api;
+pub mod keeper_checks;
 pub mod logging;
 pub mod metrics;
 pub mod process_metrics;

@@ -57,6 +57,21 @@ fn write_stolon_state_files(c: &TestCluster, uid: &str) -> R<()> {
     Ok(())
 }
 
+/// Checks that component `name`'s log has, for each `(level, message)`, a line with exactly that message
+/// (stolon's words, docs/log-messages.md).
+fn assert_logged(name: &str, log: &str, lines: &[(&str, &str)]) -> R<()> {
+    for (level, message) in lines {
+        let found = log.lines().any(|l| {
+            l.split_once(&format!(" {level} "))
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .and_then(|(_, msg)| msg.strip_prefix(message))
+                .is_some_and(|after| after.is_empty() || after.starts_with(' '))
+        });
+        ensure!(found, "{name} logged no {level} line {message:?}");
+    }
+    Ok(())
+}
+
 /// `v` without its `null` members (Go reads `null` and an absent member alike).
 fn without_nulls(v: &Value) -> Value {
     match v {
@@ -180,6 +195,29 @@ async fn test_takeover_of_stolon_store(env: Env) -> R<()> {
     );
     let status: Value = serde_json::from_str(&c.stolonctl_ok(&["status", "--format", "json"]).await?)?;
     ensure!(status["cluster"]["master_db_uid"] == STOLON_MASTER_DB, "stolonctl status after the takeover: {status}");
+    assert_logged(
+        "keeper0",
+        &c.keeper_ref(&master)?.proc.log_text(),
+        &[
+            ("INFO", "our db boot UID is different than the cluster data one, waiting for it to be updated"),
+            ("INFO", "our db requested role is master"),
+            (
+                "INFO",
+                "not allowing connection as normal users since synchronous replication is enabled and instance was down",
+            ),
+            ("INFO", "starting database"),
+            ("INFO", "already master"),
+            ("INFO", "creating replication slot"),
+            ("INFO", "postgres parameters not changed"),
+            ("INFO", "postgres hba entries changed, reloading postgres instance"),
+            ("INFO", "reloading database configuration"),
+        ],
+    )?;
+    assert_logged(
+        "keeper1",
+        &c.keeper_ref(&standby)?.proc.log_text(),
+        &[("INFO", "our db requested role is standby"), ("INFO", "already standby")],
+    )?;
     let spec: Value = serde_json::from_str(&c.stolonctl_ok(&["spec"]).await?)?;
     let mut stolon_spec = without_nulls(&stolon_cd["cluster"]["spec"]);
     stolon_spec["failInterval"] = spec_changes["failInterval"].clone();
@@ -251,6 +289,18 @@ async fn test_removed_keeper_stays_removed(env: Env) -> R<()> {
     c.keeper(&standby)?.stop().await?;
     c.keeper(&standby)?.start()?;
     wait_back(&c, &standby, &boot).await?;
+    assert_logged(
+        &standby,
+        &c.keeper_ref(&standby)?.proc.log_text(),
+        &[
+            ("INFO", "our keeper data is not available, waiting for it to appear"),
+            ("INFO", "stopping database"),
+            ("INFO", "current db UID different than cluster data db UID"),
+            ("INFO", "resyncing the database cluster"),
+            ("INFO", "syncing from followed db"),
+            ("INFO", "sync succeeded"),
+        ],
+    )?;
     ensure!(c.cd().await?.cluster.status.removed_keepers.is_empty(), "a removal mark is left");
     c.wait_master_is(&master, WAIT).await
 }

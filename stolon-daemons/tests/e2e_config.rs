@@ -5,11 +5,10 @@
 //! stolon's `TestWalKeepSegments` is left out: stolon skips it on PostgreSQL ≥ 13 (`wal_keep_segments` became
 //! `wal_keep_size`) and this suite runs PostgreSQL 15.
 //!
-//! Where stolon waits for its keeper's log lines, these scenarios wait for ours: "configuration changed:
-//! reloading postgres" (stolon: "postgres parameters changed, reloading postgres instance") and "postgres
-//! failed (" in the failed state-machine pass (stolon: "failed to start postgres"). Our keeper does not log
-//! "postgres parameters not changed" on every pass; the scenarios prove it instead from the cluster data
-//! (the DB converged to the generation carrying the change) and from the absence of a reload afterwards.
+//! Where stolon waits for its keeper's log lines, these scenarios wait for the same lines, verbatim (the
+//! keeper keeps stolon's wording: docs/log-messages.md): "postgres parameters changed, reloading postgres
+//! instance", "postgres parameters not changed" on the passes after it, and "failed to start postgres"; they
+//! also prove the change from the cluster data (the DB converged to the generation carrying it).
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
@@ -24,10 +23,12 @@ use tokio_postgres::Client;
 use harness::sql;
 use harness::{Env, R, Scenario, TestCluster, WAIT, base_spec, merged, never, wait_for};
 
-/// Our keeper's log line for a reload (stolon: "postgres parameters changed, reloading postgres instance").
-const RELOADING: &str = "configuration changed: reloading postgres";
-/// Our keeper's error for a postmaster that exits at start (stolon: "failed to start postgres").
-const START_FAILED: &str = "postgres failed (";
+/// The keeper's log line for a reload (stolon's words).
+const RELOADING: &str = "INFO stolon_core::keeper::run: postgres parameters changed, reloading postgres instance";
+/// The keeper's log line on the passes that find the parameters unchanged (stolon's words).
+const NOT_CHANGED: &str = "INFO stolon_core::keeper::run: postgres parameters not changed";
+/// The keeper's error for a postmaster that exits at start (stolon's words).
+const START_FAILED: &str = "ERROR stolon_core::keeper::execute: failed to start postgres error=";
 /// Our keeper's warning for a pending restart it does not perform.
 const RESTART_PENDING: &str = "a parameter change needs a postgres restart (automaticPgRestart is off)";
 /// How many keeper passes (sleepInterval 1 s) "nothing happens" is observed for.
@@ -55,6 +56,7 @@ async fn test_server_parameters(env: Env) -> R<()> {
     // The next passes find nothing changed: no second reload.
     let after_reload = k.proc.log_len();
     wait_converged(&c, &uid, |p| p.contains_key("unexistent_parameter")).await?;
+    k.proc.wait_log(after_reload, NOT_CHANGED, Duration::from_secs(30)).await?;
     never("a second reload of unchanged parameters", QUIET, || async {
         Ok(k.proc.log_text().get(after_reload..).is_some_and(|t| t.contains(RELOADING)))
     })

@@ -401,7 +401,9 @@ async fn test_standby_cant_sync(env: Env) -> R<()> {
     wait_new_standby_db(&c, &standby0, &old_db).await?;
     let log = c.sentinels[0].log_text();
     ensure!(
-        log.lines().any(|l| l.contains("removing db that cannot sync") && l.contains(&format!("db={old_db}"))),
+        log.lines()
+            .any(|l| l.contains(": removing db that won't be able to sync due to missing wals on current master ")
+                && l.contains(&format!("db={old_db}"))),
         "the sentinel did not remove {standby0}'s DB {old_db} as unable to sync"
     );
     Ok(())

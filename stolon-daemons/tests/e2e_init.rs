@@ -2,10 +2,9 @@
 //! merging the initdb parameters), existing and pitr (with and without a recovery target), the users the
 //! keeper creates, the initial cluster spec, the data directory lock and password files.
 //!
-//! Where stolon waits for its keeper's log lines, these scenarios wait for ours (same events, our wording
-//! where it differs: "superuser and replication user are the same but their passwords differ", "the su
-//! password has trailing newline characters", "the repl password is empty") and also check what the log
-//! line claims (roles and passwords in PostgreSQL).
+//! Where stolon waits for its keeper's log lines, these scenarios wait for the same lines, verbatim (the
+//! keeper keeps stolon's wording: docs/log-messages.md), and also check what the log line claims (roles and
+//! passwords in PostgreSQL).
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
@@ -119,7 +118,9 @@ async fn test_init_users(env: Env) -> R<()> {
     k.start()?;
     ensure!(!k.proc.wait_exited(LOG_WAIT).await?, "the keeper accepted different passwords for one user");
     ensure!(
-        k.proc.log_text().contains("superuser and replication user are the same but their passwords differ"),
+        k.proc.log_text().contains(
+            ": provided superuser name and replication user name are the same but provided passwords are different"
+        ),
         "the keeper did not say why it refused the users"
     );
 
@@ -170,10 +171,8 @@ async fn test_exclusive_lock(env: Env) -> R<()> {
     k.proc.set_arg("--data-dir", &data_dir);
     k.start()?;
     ensure!(!k.proc.wait_exited(LOG_WAIT).await?, "a second keeper ran on a locked data directory");
-    ensure!(
-        k.proc.log_text().contains("cannot take exclusive lock on data dir"),
-        "the second keeper did not report the lock"
-    );
+    let locked = format!("ERROR stolon_keeper: cannot take exclusive lock on data dir \"{data_dir}/lock\": ");
+    ensure!(k.proc.log_text().contains(&locked), "the second keeper did not report the lock ({locked:?})");
     ensure!(c.keeper(&first)?.proc.is_running(), "the first keeper stopped");
     Ok(())
 }
@@ -185,21 +184,23 @@ async fn test_password_trailing_new_line(env: Env) -> R<()> {
     let uid = new_keeper_with_files(&mut c, "stolon_superuserpassword\n", "stolon_replpassword\n").await?;
     let k = c.keeper(&uid)?;
     k.start()?;
-    k.proc.wait_log(0, "the su password has trailing newline characters: they were removed", LOG_WAIT).await?;
-    k.proc.wait_log(0, "the repl password has trailing newline characters: they were removed", LOG_WAIT).await?;
+    k.proc.wait_log(0, "superuser password contain trailing new line, removing", LOG_WAIT).await?;
+    k.proc.wait_log(0, "replication user password contain trailing new line, removing", LOG_WAIT).await?;
     // The harness connects with the password without newline.
     c.wait_master_ready().await?;
     c.keeper(&uid)?.stop().await?;
 
-    let fatal = [("stolon_superuserpassword\n", "\n", "repl"), ("\n", "stolon_replpassword\n", "su")];
+    let fatal =
+        [("stolon_superuserpassword\n", "\n", "replication user"), ("\n", "stolon_replpassword\n", "superuser")];
     for (su, repl, empty) in fatal {
         let uid = new_keeper_with_files(&mut c, su, repl).await?;
         let k = c.keeper(&uid)?;
         k.start()?;
         ensure!(!k.proc.wait_exited(LOG_WAIT).await?, "the keeper accepted an empty {empty} password");
         let log = k.proc.log_text();
-        let stripped = format!("the {empty} password has trailing newline characters: they were removed");
-        let refused = format!("the {empty} password is empty");
+        let stripped =
+            format!("WARN stolon_daemons::keeper_checks: {empty} password contain trailing new line, removing");
+        let refused = format!("ERROR stolon_keeper: {empty} password is empty after removing trailing new line");
         ensure!(log.contains(&stripped) && log.contains(&refused), "no {stripped:?} then {refused:?} in the log");
     }
     Ok(())

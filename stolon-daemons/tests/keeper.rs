@@ -459,9 +459,10 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
     wait_sql(&k1, "select count(*) from t", "2").await?;
     let log = k1.log_text();
     assert!(log.contains("running pg_rewind"), "pg_rewind was not used:\n{}", tail(&log, 40));
+    assert!(log.contains(": syncing using pg_rewind"), "{}", tail(&log, 40));
     let rewind_lines: Vec<&str> = log.lines().filter(|l| l.contains("rewind")).collect();
     assert!(!log.contains("running pg_basebackup"), "fell back to a base backup:\n{}", rewind_lines.join("\n"));
-    assert!(!log.contains("pg_rewind failed"), "pg_rewind failed:\n{}", tail(&log, 60));
+    assert!(!log.contains("error syncing with pg_rewind"), "pg_rewind failed:\n{}", tail(&log, 60));
 
     // Fail over back to k1 (d3), then k2 rejoins without pg_rewind: a base backup.
     h.refresh_status(&mut cd, "d3").await?;
@@ -597,7 +598,10 @@ async fn parameters_sync_standbys_slots_and_boot_uuid_follow_cluster_data() -> R
     let info = h.wait_info("k1", "new boot UUID", |i| i.boot_uuid != old_boot).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(k1.psql("select 1").is_err(), "postgres must stay stopped until cluster data has the new bootUUID");
-    assert!(k1.log_text().contains("boot UUID"));
+    assert!(
+        k1.log_text()
+            .contains(": our db boot UID is different than the cluster data one, waiting for it to be updated")
+    );
     cd.keepers.get_mut("k1").expect("k1").status.boot_uuid = info.boot_uuid;
     h.put(&cd).await?;
     wait_sql(&k1, "select count(*) from s", "1").await?;
@@ -668,8 +672,13 @@ async fn bad_input_is_a_clear_error_naming_the_flag_or_path() -> R<()> {
     let root = test_dir()?;
     let dir = |n: &str| root.path().join(n);
     expect_failure(&etcd, &dir("a"), &["--pg-bin-path", "/nonexistent/bin"], "--pg-bin-path")?;
-    expect_failure(&etcd, &dir("b"), &["--pg-su-passwordfile", "/nonexistent/pw"], "--pg-su-passwordfile")?;
-    expect_failure(&etcd, &dir("c"), &["--uid", "Bad-Uid"], "--uid")?;
+    expect_failure(
+        &etcd,
+        &dir("b"),
+        &["--pg-su-passwordfile", "/nonexistent/pw"],
+        "password from file /nonexistent/pw",
+    )?;
+    expect_failure(&etcd, &dir("c"), &["--uid", "Bad-Uid"], "keeper uid \"Bad-Uid\" not valid")?;
     std::fs::create_dir_all(dir("d"))?;
     std::fs::write(dir("d").join("keeperstate"), "{corrupt")?;
     expect_failure(&etcd, &dir("d"), &[], "keeperstate")?;

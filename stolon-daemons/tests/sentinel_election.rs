@@ -73,7 +73,7 @@ impl SentinelProc {
     fn uid(&self) -> Option<String> {
         self.log()
             .lines()
-            .find(|l| l.contains("sentinel starting"))
+            .find(|l| l.contains(": sentinel uid "))
             .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("uid=")).map(str::to_string))
     }
 }

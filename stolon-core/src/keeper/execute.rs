@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use super::messages;
 use super::metrics::KeeperMetrics;
 use super::plan::{
     Action, Applied, ConfigSet, KeeperSettings, Plan, ResyncPlan, different_timeline_branch, slot_changes,
@@ -47,7 +48,12 @@ impl Executor {
         }
         for action in &plan.actions {
             tracing::debug!(action = ?action, "executing");
-            self.step(action, cd).await?;
+            if let Err(e) = self.step(action, cd).await {
+                if let Some(message) = messages::failure_of(action) {
+                    tracing::error!(error = %e, "{message}");
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -91,11 +97,12 @@ impl Executor {
                     repl_user: s.repl_user.clone(),
                     repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
                 };
+                tracing::info!("{}", messages::SETTING_ROLES);
                 self.conn.create_roles(&roles).await
             }
             Action::Resync(r) => self.resync(r, cd).await,
             Action::Promote { config } => {
-                tracing::info!("promoting postgres");
+                tracing::debug!("promoting postgres");
                 self.pg.promote().await?;
                 self.applied.recovery = Some(config.recovery.clone());
                 self.write_and_reload(config).await?;
@@ -105,21 +112,21 @@ impl Executor {
                 Ok(())
             }
             Action::Restart { config } => {
-                tracing::info!("restarting postgres with new recovery options");
+                tracing::debug!("restarting postgres with new recovery options");
                 self.stop().await?;
                 self.start(config, false).await?;
                 self.wait_ready_cd(cd).await
             }
             Action::RefreshSlots { wanted, must_succeed } => match self.refresh_slots(wanted).await {
                 Err(e) if !must_succeed => {
-                    tracing::warn!(error = %e, "cannot refresh replication slots");
+                    tracing::warn!(error = %e, "{}", messages::UPDATE_SLOTS_FAILED);
                     Ok(())
                 }
                 r => r,
             },
             Action::Reload { config } => {
                 self.metrics.needs_reload.store(true, Ordering::Relaxed);
-                tracing::info!("configuration changed: reloading postgres");
+                tracing::debug!("configuration changed: reloading postgres");
                 self.write_and_reload(config).await?;
                 self.metrics.needs_reload.store(false, Ordering::Relaxed);
                 Ok(())
@@ -128,7 +135,7 @@ impl Executor {
                 let pending = self.conn.pending_restart().await?;
                 self.metrics.needs_restart.store(pending, Ordering::Relaxed);
                 if pending && *automatic {
-                    tracing::info!("a parameter change needs a restart: restarting postgres (automaticPgRestart)");
+                    tracing::info!("{}", messages::RESTARTING);
                     self.stop().await?;
                     self.start(config, false).await?;
                     self.wait_ready_cd(cd).await?;
@@ -209,13 +216,13 @@ impl Executor {
         let existing = self.conn.replication_slots().await?;
         let (drop, create) = slot_changes(&existing, wanted);
         for s in drop {
-            tracing::info!(slot = %s, "dropping replication slot");
+            tracing::info!(slot = %s, "{}", messages::DROPPING_SLOT);
             if let Err(e) = self.conn.drop_slot(&s).await {
-                tracing::warn!(slot = %s, error = %e, "cannot drop replication slot");
+                tracing::error!(slot = %s, err = %e, "{}", messages::DROP_SLOT_FAILED);
             }
         }
         for s in create {
-            tracing::info!(slot = %s, "creating replication slot");
+            tracing::info!(slot = %s, "{}", messages::CREATING_SLOT);
             self.conn.create_slot(&s).await?;
         }
         Ok(())
@@ -271,21 +278,24 @@ impl Executor {
             {
                 tracing::warn!(error = %e, "cannot checkpoint the pg_rewind source");
             }
+            tracing::info!(master = %format!("{host}:{port}"), "{}", messages::SYNCING_WITH_PG_REWIND);
             match rewind(&self.pg, &su).await {
                 Ok(()) => rewound = true,
-                Err(e) => tracing::warn!(error = %e, "pg_rewind failed: falling back to a base backup"),
+                Err(e) => tracing::error!(error = %e, "{}", messages::PG_REWIND_FAILED),
             }
         }
         if !rewound {
+            tracing::info!(followed_db = %r.followed_db, "{}", messages::SYNCING_FROM_FOLLOWED);
             base_backup(&self.pg, &repl_source, Some(&r.slot), &app_name).await?;
         }
+        tracing::info!("{}", messages::SYNC_SUCCEEDED);
         self.start(&r.config, false).await?;
         if !rewound {
             return self.wait_ready_cd(cd).await;
         }
         let healthy = match self.wait_ready_cd(cd).await {
             Err(e) => {
-                tracing::warn!(error = %e, "rewound standby not ready (WAL may be missing): doing a base backup");
+                tracing::error!(error = %e, "{}", messages::REWOUND_NOT_ACCEPTING);
                 false
             }
             Ok(()) => {
@@ -305,7 +315,9 @@ impl Executor {
         };
         if !healthy {
             self.stop().await?;
+            tracing::info!(followed_db = %r.followed_db, "{}", messages::SYNCING_FROM_FOLLOWED);
             base_backup(&self.pg, &repl_source, Some(&r.slot), &app_name).await?;
+            tracing::info!("{}", messages::SYNC_SUCCEEDED);
             self.start(&r.config, false).await?;
             self.wait_ready_cd(cd).await?;
         }

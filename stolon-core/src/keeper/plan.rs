@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::messages as m;
 use crate::cluster::{
     ClusterData, Db, DbInitMode, DbLocalState, DbRole, DbStatus, FollowType, PgParameters, StandbySettings,
 };
@@ -389,16 +390,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let PlanInput { settings: s, cd, observed: obs, applied, .. } = *input;
     let obs: &Observed = obs;
     let Some(keeper) = cd.keepers.get(&s.uid) else {
-        return Plan::end(vec![], Outcome::Waiting("keeper not yet in cluster data".into()));
+        return Plan::end(vec![], Outcome::Waiting(m::KEEPER_NOT_IN_CLUSTER_DATA.into()));
     };
     let Some(db) = cd.db_of_keeper(&s.uid) else {
-        return Plan::end(vec![Action::StopPostgres], Outcome::Waiting("no db assigned".into()));
+        return Plan::end(vec![Action::StopPostgres], Outcome::Waiting(m::NO_DB_ASSIGNED.into()));
     };
     if keeper.status.boot_uuid != input.boot_uuid {
-        return Plan::end(
-            vec![Action::StopPostgres],
-            Outcome::Waiting("cluster data does not carry this keeper's boot UUID yet: postgres kept stopped".into()),
-        );
+        return Plan::end(vec![Action::StopPostgres], Outcome::Waiting(m::BOOT_UUID_DIFFERS.into()));
     }
     if let Some(reason) = super::major::follow_refusal(s, cd, db) {
         // Whatever runs here is not the standby the cluster wants (an old master is fenced).
@@ -438,7 +436,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     match target_role {
         Some(DbRole::Master) => {
             if local_role == DbRole::Undefined {
-                plan.outcome = Outcome::Failed("database is not initialized but is assigned the master role".into());
+                plan.outcome = Outcome::Failed(m::NOT_INITIALIZED_BUT_MASTER.into());
                 return plan;
             }
             if !running {
@@ -492,7 +490,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             };
             match local_role {
                 DbRole::Master => {
-                    plan.outcome = Outcome::Failed("cannot move from master role to standby role".into());
+                    plan.outcome = Outcome::Failed(m::MASTER_TO_STANDBY.into());
                     return plan;
                 }
                 DbRole::Standby => {
@@ -521,7 +519,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     actions.push(Action::RefreshSlots { wanted: wanted_slots(db), must_succeed: false });
                 }
                 _ => {
-                    plan.outcome = Outcome::Waiting("standby data directory not initialized".into());
+                    plan.outcome = Outcome::Waiting(m::NOT_INITIALIZED.into());
                     return plan;
                 }
             }
@@ -679,14 +677,7 @@ fn plan_init(input: &PlanInput<'_>, obs: &Observed, db: &Db, mut actions: Vec<Ac
             actions.push(initialized);
         }
         DbInitMode::None | DbInitMode::Unknown(_) => {
-            return Plan::end(
-                actions,
-                Outcome::Failed(
-                    "different local dbUID but init mode is none: the keeper's data or state files were lost; \
-                     waiting for the sentinel to assign a new db"
-                        .into(),
-                ),
-            );
+            return Plan::end(actions, Outcome::Failed(m::INIT_MODE_NONE_WITH_OTHER_DB.into()));
         }
     }
     Plan::end(actions, Outcome::Replan)

@@ -13,12 +13,14 @@ use tokio::sync::{Mutex, Notify, watch};
 use super::api::server::{ApiListener, ApiState};
 use super::api::view::open_ended_action;
 use super::api::{KeeperLoop, KeeperView};
+use super::events::pass_events;
 use super::execute::Executor;
+use super::messages;
 use super::metrics::KeeperMetrics;
 use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
 use super::report::{ReportIdentity, keeper_info};
 use super::state::StateFiles;
-use crate::cluster::{ClusterData, DbLocalState, KeeperLocalState, PostgresState, defaults};
+use crate::cluster::{ClusterData, DbLocalState, KeeperLocalState, ModelError, PostgresState, defaults};
 use crate::postgres::observe::{ObserveContext, local_role, observe, pgdata_initialized, stolon_standby_uids};
 use crate::postgres::query::LocalConn;
 use crate::postgres::replication::control_system_id;
@@ -270,13 +272,20 @@ async fn observe_local(shared: &Shared, cd: &ClusterData) -> Result<Observed, Pg
 }
 
 async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
-    let Some(v) = shared.store.cluster_data().await? else {
-        tracing::info!("no cluster data available, waiting for it to appear");
+    let read = match shared.store.cluster_data().await {
+        Err(ClusterStoreError::Model { source: ModelError::UnsupportedFormatVersion { found, .. }, .. }) => {
+            tracing::error!(version = found, "{}", messages::UNSUPPORTED_FORMAT_VERSION);
+            return Ok(());
+        }
+        read => read?,
+    };
+    let Some(v) = read else {
+        tracing::info!("{}", messages::NO_CLUSTER_DATA);
         return Ok(());
     };
     let cd = v.data;
     if let Err(e) = cd.cluster.spec.validate() {
-        tracing::error!(error = %e, "cluster data has an invalid spec: ignoring it");
+        tracing::error!(error = %e, "{}", messages::CLUSTER_DATA_INVALID);
         return Ok(());
     }
     KeeperMetrics::touch(&shared.metrics.clusterdata_last_valid_update_seconds);
@@ -308,6 +317,9 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
         };
         let p = plan(&input);
         tracing::debug!(plan = ?p, "planned");
+        for event in pass_events(&input, &p) {
+            tracing::info!("{event}");
+        }
         if p.target_role.is_some() || p.local_role.is_some() {
             shared.metrics.set_roles(p.target_role.clone(), p.local_role.clone());
         }

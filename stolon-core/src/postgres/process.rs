@@ -18,6 +18,7 @@ use super::error::{PgError, PgResult};
 use super::os_user::OsUser;
 use super::secret_file::SecretFile;
 use super::version::{PgVersion, parse_binary_version};
+use crate::keeper::messages;
 
 /// Lines of a program's output kept for error messages.
 const OUTPUT_TAIL_LINES: usize = 20;
@@ -255,6 +256,7 @@ impl PgProcess {
     /// one). Returns once `postmaster.pid` names the child ("running", not yet "ready"). The caller writes the
     /// configuration files first.
     pub async fn start(&self, config_file: Option<&Path>) -> PgResult<()> {
+        tracing::info!("{}", messages::STARTING_DATABASE);
         let mut guard = self.postmaster.lock().await;
         let mut cmd = self.command("postgres");
         cmd.arg("-D").arg(&self.pgdata).arg("-c").arg(format!("unix_socket_directories={SOCKET_DIR}"));
@@ -339,6 +341,7 @@ impl PgProcess {
             *self.postmaster.lock().await = None;
             return Ok(());
         }
+        tracing::info!("{}", messages::STOPPING_DATABASE);
         let mut cmd = self.command("pg_ctl");
         cmd.arg("stop").arg("-w").arg("-D").arg(&self.pgdata).arg("-m").arg(mode.as_str());
         let res = self.run("pg_ctl", cmd).await;
@@ -366,6 +369,7 @@ impl PgProcess {
 
     /// `pg_ctl reload`.
     pub async fn reload(&self) -> PgResult<()> {
+        tracing::info!("{}", messages::RELOADING_DATABASE);
         let mut cmd = self.command("pg_ctl");
         cmd.arg("reload").arg("-D").arg(&self.pgdata);
         self.run("pg_ctl", cmd).await.map(|_| ())
@@ -373,6 +377,7 @@ impl PgProcess {
 
     /// `pg_ctl promote -w`.
     pub async fn promote(&self) -> PgResult<()> {
+        tracing::info!("{}", messages::PROMOTING_DATABASE);
         let mut cmd = self.command("pg_ctl");
         cmd.arg("promote").arg("-w").arg("-D").arg(&self.pgdata);
         self.run("pg_ctl", cmd).await.map(|_| ())

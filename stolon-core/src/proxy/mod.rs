@@ -8,11 +8,13 @@
 //!   fencing;
 //! - [`listener`]: a client listening socket, stopped and restarted with the store's reachability;
 //! - [`read_only_port`]: the read-only port's listener, engine and steps within a check;
-//! - [`run`]: the check loop, the ProxyInfo heartbeat and the watchdog.
+//! - [`run`]: the check loop, the ProxyInfo heartbeat and the watchdog;
+//! - [`messages`]: its operator-visible log messages, in stolon's words.
 
 pub mod balance;
 pub mod forward;
 pub mod listener;
+pub mod messages;
 pub mod read_only;
 pub mod read_only_port;
 pub mod route;

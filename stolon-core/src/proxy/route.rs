@@ -7,6 +7,7 @@
 //! announcing the generation; a known master is announced first (an announcement failure fails the
 //! check) and forwarded to only when this proxy is in `enabledProxies`.
 
+use super::messages as m;
 use std::time::Duration;
 
 use crate::cluster::{ClusterData, defaults};
@@ -109,14 +110,14 @@ pub enum Plan {
 pub fn plan(observed: Observation<'_>, uid: &str, current: Timing) -> Plan {
     let cd = match observed {
         Observation::StoreError => return Plan::KeepAndFail { reason: "cannot read cluster data".into() },
-        Observation::Absent => return Plan::Drop { check_ok: true, reason: "no cluster data".into() },
+        Observation::Absent => return Plan::Drop { check_ok: true, reason: m::NO_CLUSTER_DATA.into() },
         Observation::Unreadable => {
             return Plan::Drop { check_ok: false, reason: "unsupported or undecodable cluster data".into() };
         }
         Observation::Data(cd) => cd,
     };
     if let Err(e) = cd.cluster.spec.validate() {
-        return Plan::Drop { check_ok: false, reason: format!("invalid cluster spec: {e}") };
+        return Plan::Drop { check_ok: false, reason: m::cluster_data_invalid(&e) };
     }
     let spec = &cd.cluster.spec;
     let timing = Timing { check_interval: spec.proxy_check_interval(), timeout: spec.proxy_timeout() };
@@ -125,11 +126,7 @@ pub fn plan(observed: Observation<'_>, uid: &str, current: Timing) -> Plan {
     let master_uid = &proxy.spec.master_db_uid;
     let master = (!master_uid.is_empty()).then(|| cd.dbs.get(master_uid)).flatten();
     let Some(db) = master else {
-        let reason = if master_uid.is_empty() {
-            "no master in the proxy spec".to_string()
-        } else {
-            format!("master DB {master_uid:?} is not in cluster data")
-        };
+        let reason = m::NO_DB_OBJECT.to_string();
         return Plan::DropThenAnnounce { generation: proxy.generation, advertised_timeout, timing, reason };
     };
     Plan::AnnounceThenRoute {
@@ -190,7 +187,8 @@ mod tests {
         let mut cd = data("db1", &[ME], 3);
         cd.cluster.spec.sleep_interval = Some(GoDuration::from_secs(-1));
         let p = plan(Observation::Data(&cd), ME, Timing::default());
-        assert!(matches!(&p, Plan::Drop { check_ok: false, reason } if reason.contains("invalid")), "{p:?}");
+        let want = "clusterdata validation failed: sleepInterval (-1s) must not be negative";
+        assert!(matches!(&p, Plan::Drop { check_ok: false, reason } if reason == want), "{p:?}");
     }
 
     #[test]
@@ -205,14 +203,16 @@ mod tests {
     fn empty_master_drops_then_announces_the_generation() {
         let cd = data("", &[ME], 7);
         let p = plan(Observation::Data(&cd), ME, Timing::default());
-        assert!(matches!(p, Plan::DropThenAnnounce { generation: 7, .. }), "{p:?}");
+        let want = "no db object available, closing connections to master";
+        assert!(matches!(&p, Plan::DropThenAnnounce { generation: 7, reason, .. } if reason == want), "{p:?}");
     }
 
     #[test]
     fn unknown_master_db_drops_then_announces() {
         let cd = data("gone", &[ME], 8);
         let p = plan(Observation::Data(&cd), ME, Timing::default());
-        assert!(matches!(&p, Plan::DropThenAnnounce { generation: 8, reason, .. } if reason.contains("gone")), "{p:?}");
+        let want = "no db object available, closing connections to master";
+        assert!(matches!(&p, Plan::DropThenAnnounce { generation: 8, reason, .. } if reason == want), "{p:?}");
     }
 
     #[test]

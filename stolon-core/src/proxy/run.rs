@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::forward::{ForwardStats, Forwarder, Keepalive};
 use super::listener::Listener;
+use super::messages as m;
 use super::read_only_port::{ReadOnlyConfig, ReadOnlyPort, ReadOnlyStats};
 use super::route::{MasterEndpoint, Observation, Plan, Timing, plan};
 use crate::cluster::{ProxyInfo, new_uid};
@@ -107,11 +108,14 @@ impl Shared {
     async fn check(&self) -> bool {
         let read = self.store.cluster_data().await;
         if let Err(ClusterStoreError::Store(e)) = &read {
-            tracing::warn!(error = %e, "check failed: cannot read cluster data");
+            tracing::warn!(error = %e, "{}", m::CHECK_FUNCTION_ERROR);
             return false;
         }
         {
             let mut listener = self.listener.lock().await;
+            if listener.local_addr().is_none() {
+                tracing::info!("{}", m::STARTING_PROXYING);
+            }
             if let Err(e) = listener.ensure_started() {
                 tracing::error!(address = %self.config.listen, error = %e, "check failed: cannot listen");
                 return false;
@@ -133,20 +137,27 @@ impl Shared {
         };
         match plan(observed, &self.config.uid, self.timing()) {
             Plan::KeepAndFail { reason } => {
-                tracing::warn!("check failed: {reason}");
+                tracing::warn!(error = %reason, "{}", m::CHECK_FUNCTION_ERROR);
                 false
             }
             Plan::Drop { check_ok, reason } => {
+                if check_ok {
+                    tracing::info!("{reason}");
+                } else {
+                    tracing::warn!(error = %reason, "{}", m::CHECK_FUNCTION_ERROR);
+                }
                 self.set_target(None, &reason).await;
                 self.read_only.apply(&[]).await;
                 check_ok
             }
             Plan::DropThenAnnounce { generation, advertised_timeout, timing, reason } => {
+                let db = cd.map(|cd| cd.proxy.spec.master_db_uid.as_str()).unwrap_or_default();
+                tracing::info!(db, "{reason}");
                 self.set_target(None, &reason).await;
                 self.read_only.apply(&self.read_only.plan(cd, None).await).await;
                 match self.publish(generation, advertised_timeout).await {
                     Ok(()) => self.adopt(timing),
-                    Err(e) => tracing::warn!(error = %e, "cannot publish proxy info"),
+                    Err(e) => tracing::error!(error = %e, "{}", m::FAILED_TO_UPDATE_PROXY_INFO),
                 }
                 true
             }
@@ -156,6 +167,7 @@ impl Shared {
                     self.read_only.apply(&self.read_only.plan(cd, None).await).await;
                     return true;
                 };
+                tracing::info!(address = %address, "{}", m::MASTER_ADDRESS);
                 let target = enabled.then_some(address);
                 // Never report a generation while still forwarding somewhere else.
                 if self.forwarder.target().is_some() && self.forwarder.target() != target {
@@ -165,10 +177,15 @@ impl Shared {
                 let read_only = self.read_only.plan(cd, target.map(|t| (master_uid, t))).await;
                 self.read_only.fence(&read_only).await;
                 if let Err(e) = self.publish(generation, advertised_timeout).await {
-                    tracing::warn!(error = %e, "check failed: cannot publish proxy info");
+                    tracing::warn!(error = %m::proxy_info_not_updated(&e), "{}", m::CHECK_FUNCTION_ERROR);
                     return false;
                 }
                 self.adopt(timing);
+                if enabled {
+                    tracing::info!(address = %address, "{}", m::PROXYING_TO_MASTER);
+                } else {
+                    tracing::info!(address = %address, "{}", m::NOT_PROXYING);
+                }
                 let why = if enabled { "enabled by the sentinel" } else { "not in the enabled proxies yet" };
                 self.set_target(target, why).await;
                 self.read_only.apply(&read_only).await;
@@ -179,11 +196,12 @@ impl Shared {
 
     /// Drops every connection and, with `stop_listening`, closes the listener.
     async fn fence(&self) {
-        tracing::warn!(timeout = ?self.timing().timeout, "no successful check within proxyTimeout");
+        tracing::warn!(timeout = ?self.timing().timeout, "{}", m::CHECK_TIMEOUT);
         self.stats.watchdog_fired.fetch_add(1, Ordering::Relaxed);
         self.set_target(None, "check timeout").await;
         self.read_only.apply(&[]).await;
         if self.config.stop_listening {
+            tracing::info!("{}", m::STOPPING_LISTENING);
             self.listener.lock().await.stop().await;
             self.stats.listening.store(0, Ordering::Relaxed);
             self.read_only.stop_listening().await;
@@ -197,7 +215,7 @@ async fn resolve(master: &MasterEndpoint) -> Option<SocketAddr> {
     match tokio::net::lookup_host(host_port.as_str()).await {
         Ok(mut addrs) => addrs.next(),
         Err(e) => {
-            tracing::error!(address = %host_port, error = %e, "cannot resolve the master address");
+            tracing::error!(address = %host_port, error = %e, "{}", m::CANNOT_RESOLVE_DB_ADDRESS);
             None
         }
     }
@@ -249,7 +267,7 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
         timing: Mutex::new(Timing::default()),
         stats,
     });
-    tracing::info!(uid = %shared.config.uid, "proxy starting");
+    tracing::info!(uid = %shared.config.uid, "{}", m::PROXY_UID);
     let wake = Arc::new(Notify::new());
     let watcher = tokio::spawn(watch_changes(store, wake.clone()));
 

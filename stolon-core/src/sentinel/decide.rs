@@ -10,6 +10,7 @@ use super::election::{apply_election, choose_new_master, master_ok};
 use super::entropy::Entropy;
 use super::error::DecideError;
 use super::health::{Convergence, Histories, update_keepers_status};
+use super::messages as m;
 use super::model_ext::{DbKind, db_kind};
 use super::proxies::{active_proxies, gate};
 use super::removed::screen_keeper_infos;
@@ -128,9 +129,11 @@ fn normal(
     let cur = cd.dbs.get(&cur_uid).ok_or_else(|| DecideError::MasterDbMissing(cur_uid.clone()))?;
     let mut wanted_uid = cur_uid.clone();
     if !master_ok(cd, cur, judge) {
-        tracing::info!(db = %cur_uid, keeper = %cur.spec.keeper_uid, "master db is failed; looking for a new master");
+        tracing::info!(db = %cur_uid, keeper = %cur.spec.keeper_uid, "{}", m::MASTER_DB_FAILED);
+        tracing::info!("{}", m::TRYING_TO_FIND_NEW_MASTER);
         if let Some(new_uid) = choose_new_master(newcd, cur, judge) {
-            tracing::info!(db = %new_uid, "electing db as the new master");
+            let keeper = newcd.dbs.get(&new_uid).map(|db| db.spec.keeper_uid.clone()).unwrap_or_default();
+            tracing::info!(db = %new_uid, keeper = %keeper, "{}", m::ELECTING_NEW_MASTER);
             wanted_uid = new_uid;
         }
     }
@@ -198,7 +201,7 @@ fn remove_dead_keepers(cd: &ClusterData, newcd: &mut ClusterData, now: Now) {
         }
         let dead = k.status.last_healthy_time.as_datetime().checked_add_signed(interval).is_some_and(|t| now_wall > t);
         if dead {
-            tracing::info!(keeper = %uid, "removing old dead keeper");
+            tracing::info!(keeper = %uid, "{}", m::REMOVING_OLD_DEAD_KEEPER);
         }
         !dead
     });

@@ -5,6 +5,7 @@ use super::assess::{Judge, Status, Validity, validity};
 use super::candidacy::rejections;
 use super::health::Convergence;
 use super::init::external_follow_config;
+use super::messages as m;
 use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, sorted};
 use crate::cluster::{ClusterData, ClusterRole, Db, DbRole};
 
@@ -72,7 +73,7 @@ pub(crate) fn candidates(cd: &ClusterData, master: &Db, judge: Judge<'_>) -> Vec
 pub(crate) fn choose_new_master(cd: &ClusterData, master: &Db, judge: Judge<'_>) -> Option<String> {
     let candidates = candidates(cd, master, judge);
     if candidates.is_empty() {
-        tracing::error!(master = %master.uid, "no eligible masters");
+        tracing::error!(master = %master.uid, "{}", m::NO_ELIGIBLE_MASTERS);
         return None;
     }
     if !sync_election(cd, master) {
@@ -81,11 +82,13 @@ pub(crate) fn choose_new_master(cd: &ClusterData, master: &Db, judge: Judge<'_>)
     let confirmed = intersection(master.status.synchronous_standbys(), master.spec.synchronous_standbys());
     let chosen = candidates.into_iter().find(|c| confirmed.contains(c));
     if chosen.is_none() {
-        tracing::warn!(
-            master = %master.uid,
-            confirmed = ?confirmed,
-            "no eligible master among the confirmed synchronous standbys; not electing"
-        );
+        let (reported, spec) = (master.status.synchronous_standbys(), master.spec.synchronous_standbys());
+        if confirmed.is_empty() {
+            tracing::warn!(reported = ?reported, spec = ?spec, "{}", m::NO_COMMON_SYNC_STANDBYS);
+        } else {
+            tracing::warn!(reported = ?reported, spec = ?spec, common = ?confirmed, "{}", m::NO_ELECTABLE_SYNC_STANDBY);
+        }
+        tracing::error!(master = %master.uid, "{}", m::NO_ELIGIBLE_MASTERS);
     }
     chosen
 }

@@ -4,6 +4,7 @@ use super::assess::Judge;
 use super::entropy::Entropy;
 use super::error::DecideError;
 use super::health::Convergence;
+use super::messages as m;
 use super::model_ext::keeper_can_be_master;
 use crate::cluster::{
     ClusterData, ClusterInitMode, ClusterRole, ClusterSpec, Db, DbInitMode, DbRole, DbSpec, FollowConfig, FollowType,
@@ -82,20 +83,26 @@ pub(crate) fn initialize(
     if master_uid.is_empty() {
         let db = match &mode {
             ClusterInitMode::New => {
+                tracing::info!("{}", m::TRYING_TO_FIND_INITIAL_MASTER);
                 let keeper = initial_keeper(newcd, entropy)?;
+                tracing::info!(keeper = %keeper, "{}", m::INITIALIZING_CLUSTER);
                 let mut db = new_master_db(entropy.new_uid(), keeper, DbInitMode::New, &spec);
                 db.spec.new_config = spec.new_config.clone();
                 db
             }
             ClusterInitMode::Existing => {
                 let wanted = spec.existing_config.as_ref().map(|c| c.keeper_uid.clone()).unwrap_or_default();
+                tracing::info!(keeper = %wanted, "{}", m::TRYING_TO_USE_KEEPER_AS_INITIAL_MASTER);
                 if !newcd.keepers.contains_key(&wanted) {
                     return Err(DecideError::ExistingKeeperMissing(wanted));
                 }
+                tracing::info!(keeper = %wanted, "{}", m::INITIALIZING_CLUSTER_WITH_KEEPER);
                 new_master_db(entropy.new_uid(), wanted, DbInitMode::Existing, &spec)
             }
             ClusterInitMode::Pitr => {
+                tracing::info!("{}", m::TRYING_TO_FIND_INITIAL_MASTER);
                 let keeper = initial_keeper(newcd, entropy)?;
+                tracing::info!(keeper = %keeper, "{}", m::INITIALIZING_CLUSTER_WITH_KEEPER);
                 let mut db = new_master_db(entropy.new_uid(), keeper, DbInitMode::Pitr, &spec);
                 db.spec.pitr_config = spec.pitr_config.clone();
                 if spec.role() == ClusterRole::Standby {
@@ -119,15 +126,18 @@ pub(crate) fn initialize(
         ClusterInitMode::Unknown(m) => return Err(DecideError::UnknownInitMode(m.clone())),
     };
     match judge.convergence(db, timeout) {
-        Convergence::Converged if db.status.healthy => complete(newcd, &master_uid),
+        Convergence::Converged if db.status.healthy => {
+            tracing::info!(db = %master_uid, keeper = %db.spec.keeper_uid, "{}", m::DB_INITIALIZED);
+            complete(newcd, &master_uid)
+        }
         Convergence::Converged | Convergence::Converging => {
-            tracing::info!(db = %master_uid, keeper = %db.spec.keeper_uid, "waiting for the initial master db");
+            tracing::info!(db = %master_uid, keeper = %db.spec.keeper_uid, "{}", m::WAITING_FOR_DB);
         }
         Convergence::Failed if mode == ClusterInitMode::Existing => {
-            tracing::info!(db = %master_uid, "initial master db not converged yet");
+            tracing::info!(db = %master_uid, keeper = %db.spec.keeper_uid, "{}", m::WAITING_FOR_DB);
         }
         Convergence::Failed => {
-            tracing::warn!(db = %master_uid, keeper = %db.spec.keeper_uid, "initial master db failed to initialize; choosing again");
+            tracing::info!(db = %master_uid, keeper = %db.spec.keeper_uid, "{}", m::DB_FAILED_TO_INITIALIZE);
             newcd.dbs.clear();
             newcd.cluster.status.master.clear();
         }

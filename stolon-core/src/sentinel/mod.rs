@@ -10,7 +10,7 @@
 //! (initialization phase), `election` (master choice), [`candidacy`] (why a DB cannot be elected), `standbys` (standby set), `major` (standbys only on
 //! keepers of the master's PostgreSQL major version), `sync` (synchronous standbys), [`proxies`] (active
 //! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), [`run`]
-//! (the loop).
+//! (the loop), [`messages`] (its log messages, in stolon's words).
 
 mod assess;
 pub mod candidacy;
@@ -22,6 +22,7 @@ mod error;
 pub mod health;
 mod init;
 mod major;
+pub mod messages;
 mod model_ext;
 pub mod proxies;
 pub mod removed;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::clock::MonoTime;
 use super::health::{Histories, ProxyInfoSeen};
+use super::messages as m;
 use crate::cluster::{ClusterData, ProxyInfo};
 
 /// The proxies considered active: those whose `infoUID` changed within twice their own advertised
@@ -51,7 +52,7 @@ pub(crate) fn gate(
         let lagging: Vec<&String> =
             active.values().filter(|pi| pi.generation != proxy.generation).map(|pi| &pi.uid).collect();
         if !lagging.is_empty() {
-            tracing::info!(proxies = ?lagging, "waiting for proxies to be converged to the current generation");
+            tracing::info!(proxies = ?lagging, "{}", m::WAITING_FOR_PROXIES);
         } else if !master_ready {
             tracing::info!(db = %master_uid, "waiting for the master db to be healthy and converged before routing to it");
         } else {

@@ -24,7 +24,9 @@ use super::candidacy::{Rejection, changed_rejections, describe};
 use super::clock::MonoClock;
 use super::decide::{check_readable, decide};
 use super::entropy::OsEntropy;
+use super::error::DecideError;
 use super::health::Histories;
+use super::messages as m;
 use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, defaults, new_uid};
 use crate::store::{ClusterStore, sentinel_info_ttl};
 use crate::time::Timestamp;
@@ -131,7 +133,7 @@ impl Sentinel {
 
     /// Runs until `shutdown` resolves, then resigns leadership and removes its info record.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
-        tracing::info!(uid = %self.config.uid, "sentinel starting");
+        tracing::info!(uid = %self.config.uid, "{}", m::SENTINEL_UID);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (term_tx, mut term_rx) = watch::channel::<Option<u64>>(None);
         let election =
@@ -179,7 +181,7 @@ impl Sentinel {
                 }
             }
         }
-        tracing::info!(uid = %self.config.uid, "sentinel stopping");
+        tracing::info!(uid = %self.config.uid, "{}", m::STOPPING);
         let _ = stop_tx.send(true);
         let _ = election.await;
         if let Err(e) = self.store.store().delete_member(MemberKind::Sentinel, &self.config.uid).await {
@@ -231,12 +233,15 @@ impl Sentinel {
         let read = match self.store.cluster_data().await {
             Ok(read) => read,
             Err(e) if e.is_conflict() => return,
-            Err(crate::store::ClusterStoreError::Model { key, source }) => {
-                tracing::error!(key = %key, error = %source, "cannot read the cluster data; not acting on it");
+            Err(crate::store::ClusterStoreError::Model {
+                source: crate::cluster::ModelError::UnsupportedFormatVersion { found, .. },
+                ..
+            }) => {
+                tracing::error!(version = found, "{}", m::UNSUPPORTED_FORMAT_VERSION);
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the cluster data; retrying next pass");
+                tracing::error!(error = %e, "{}", m::CANNOT_READ_CLUSTER_DATA);
                 return;
             }
         };
@@ -246,19 +251,28 @@ impl Sentinel {
         };
         state.last_seen = Some(read.revision.clone());
         if let Err(e) = check_readable(&read.data) {
-            tracing::error!(error = %e, "refusing to act on the stored cluster data");
+            match e {
+                DecideError::UnsupportedFormatVersion(v) => {
+                    tracing::error!(version = v, "{}", m::UNSUPPORTED_FORMAT_VERSION)
+                }
+                e => tracing::error!(error = %e, "{}", m::CLUSTER_DATA_INVALID),
+            }
             return;
         }
         state.sleep_interval = read.data.cluster.spec.sleep_interval();
         let info = SentinelInfo { uid: self.config.uid.clone() };
         if let Err(e) = self.store.set_sentinel_info(&info, sentinel_info_ttl(state.sleep_interval)).await {
-            tracing::warn!(error = %e, "cannot publish the sentinel info");
+            tracing::error!(error = %e, "{}", m::CANNOT_UPDATE_SENTINEL_INFO);
             return;
         }
         let (keepers, proxies) = match (self.store.keeper_infos().await, self.store.proxy_infos().await) {
             (Ok(k), Ok(p)) => (k, p),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, "cannot read keeper or proxy infos");
+            (Err(e), _) => {
+                tracing::error!(error = %e, "{}", m::CANNOT_GET_KEEPERS_INFO);
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::error!(error = %e, "{}", m::CANNOT_GET_PROXIES_INFO);
                 return;
             }
         };
@@ -282,7 +296,7 @@ impl Sentinel {
         ) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(error = %e, "cannot compute the cluster view; not writing");
+                tracing::error!(error = %e, "{}", m::CANNOT_UPDATE_CLUSTER_DATA);
                 return;
             }
         };
@@ -306,9 +320,9 @@ impl Sentinel {
                 state.histories = decision.histories;
             }
             Err(e) if e.is_conflict() => {
-                tracing::warn!(error = %e, "cluster data changed since it was read; recomputing next pass")
+                tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA)
             }
-            Err(e) => tracing::warn!(error = %e, "cannot write the cluster data; retrying next pass"),
+            Err(e) => tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA),
         }
         self.finish_check();
     }
@@ -320,7 +334,7 @@ impl Sentinel {
     /// Creates the cluster from the initial spec when the store has no cluster data (create-only).
     async fn create_initial(&self) {
         let Some(spec) = &self.config.initial_spec else {
-            tracing::info!("no cluster data available, waiting for it to appear");
+            tracing::info!("{}", m::NO_CLUSTER_DATA);
             return;
         };
         // A `null` document (cluster data cleared without deleting the key) is replaced like a missing one, with
@@ -328,15 +342,16 @@ impl Sentinel {
         let expected = match self.store.store().get_cluster_data().await {
             Ok(doc) => null_document_revision(doc.as_ref()),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the cluster data; retrying next pass");
+                tracing::error!(error = %e, "{}", m::CANNOT_READ_CLUSTER_DATA);
                 return;
             }
         };
         let cd = ClusterData::new_initial(new_uid(), spec.clone(), Timestamp::now());
+        tracing::info!("{}", m::WRITING_INITIAL_CLUSTER_DATA);
         match self.store.put_cluster_data_cas(&cd, expected.as_ref()).await {
             Ok(_) => tracing::info!(cluster_uid = %cd.cluster.uid, "initial cluster data created"),
             Err(e) if e.is_conflict() => tracing::info!("cluster data created concurrently by another component"),
-            Err(e) => tracing::warn!(error = %e, "cannot create the initial cluster data"),
+            Err(e) => tracing::error!(error = %e, "{}", m::CANNOT_SAVE_INITIAL_CLUSTER_DATA),
         }
     }
 }
@@ -409,7 +424,7 @@ async fn election_loop(
     let mut term = 0u64;
     let retry = ELECTION_RETRY.min(config.election_ttl);
     loop {
-        tracing::info!("trying to acquire sentinels leadership");
+        tracing::info!("{}", m::TRYING_TO_ACQUIRE_LEADERSHIP);
         let campaign = store.store().campaign(&config.uid, config.election_ttl);
         let result = tokio::select! {
             r = campaign => r,
@@ -420,11 +435,11 @@ async fn election_loop(
                 term += 1;
                 stats.leader_count.fetch_add(1, Ordering::Relaxed);
                 stats.is_leader.store(true, Ordering::Relaxed);
-                tracing::info!(term, "sentinel leadership acquired");
+                tracing::info!(term, "{}", m::LEADERSHIP_ACQUIRED);
                 let _ = term_tx.send(Some(term));
                 let stopping = tokio::select! {
                     state = leadership.lost() => {
-                        tracing::warn!(state = ?state, "sentinel leadership lost");
+                        tracing::info!(state = ?state, "{}", m::LEADERSHIP_LOST);
                         false
                     }
                     _ = stop.wait_for(|s| *s) => true,
@@ -439,7 +454,7 @@ async fn election_loop(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "election error");
+                tracing::error!(error = %e, "{}", m::ELECTION_LOOP_ERROR);
                 tokio::select! {
                     _ = tokio::time::sleep(retry) => {}
                     _ = stop.wait_for(|s| *s) => return,

@@ -3,6 +3,7 @@
 
 use super::assess::{Judge, Status, Validity, validity};
 use super::entropy::Entropy;
+use super::messages as m;
 use super::model_ext::{DbKind, db_kind};
 use crate::cluster::{ClusterData, Db, DbInitMode, DbRole, DbSpec, FollowConfig, FollowType, INITIAL_GENERATION};
 
@@ -11,7 +12,7 @@ pub(crate) fn remove_old_masters(newcd: &mut ClusterData, master_uid: &str) {
     newcd.dbs.retain(|uid, db| {
         let keep = uid == master_uid || db_kind(db) != Some(DbKind::Master);
         if !keep {
-            tracing::info!(db = %uid, keeper = %db.spec.keeper_uid, "removing old master db");
+            tracing::info!(db = %uid, keeper = %db.spec.keeper_uid, "{}", m::REMOVING_OLD_MASTER_DB);
         }
         keep
     });
@@ -26,7 +27,7 @@ pub(crate) fn remove_invalid(newcd: &mut ClusterData, master_uid: &str) {
         .map(|db| db.uid.clone())
         .collect();
     for uid in invalid {
-        tracing::info!(db = %uid, "removing invalid db");
+        tracing::info!(db = %uid, "{}", m::REMOVING_INVALID_DB);
         newcd.dbs.remove(&uid);
     }
 }
@@ -37,7 +38,7 @@ pub(crate) fn remove_cannot_sync(newcd: &mut ClusterData, cd: &ClusterData, judg
     let stuck: Vec<String> =
         newcd.dbs.keys().filter(|uid| cd.dbs.get(*uid).is_some_and(|db| !judge.can_sync(cd, db))).cloned().collect();
     for uid in stuck {
-        tracing::info!(db = %uid, "removing db that cannot sync: the master no longer has the WAL it needs");
+        tracing::info!(db = %uid, "{}", m::REMOVING_DB_THAT_CANNOT_SYNC);
         newcd.dbs.remove(&uid);
     }
 }
@@ -86,8 +87,12 @@ pub(crate) fn balance(newcd: &mut ClusterData, master_uid: &str, counts: &Standb
         super::election::most_advanced_first(newcd, &mut removable);
         removable.reverse();
         let excess = counts.good.len() - max;
-        for uid in not_good.into_iter().chain(removable.into_iter().take(excess)) {
-            tracing::info!(db = %uid, "removing standby in excess");
+        for uid in not_good {
+            tracing::info!(db = %uid, "{}", m::REMOVING_NON_GOOD_STANDBY);
+            newcd.dbs.remove(&uid);
+        }
+        for uid in removable.into_iter().take(excess) {
+            tracing::info!(db = %uid, "{}", m::REMOVING_GOOD_STANDBY_IN_EXCESS);
             newcd.dbs.remove(&uid);
         }
         return;
@@ -117,7 +122,7 @@ pub(crate) fn balance(newcd: &mut ClusterData, master_uid: &str, counts: &Standb
             },
             ..Db::default()
         };
-        tracing::info!(db = %db.uid, keeper = %keeper_uid, "added new standby db");
+        tracing::info!(db = %db.uid, keeper = %keeper_uid, "{}", m::ADDED_NEW_STANDBY_DB);
         newcd.dbs.insert(db.uid.clone(), db);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::assess::Judge;
 use super::election::best_standbys;
+use super::messages as m;
 use super::model_ext::{FAKE_STANDBY_NAME, difference, intersection, keeper_can_be_sync, keeper_of, same_set, sorted};
 use crate::cluster::ClusterData;
 
@@ -40,14 +41,14 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
         status_list.extend(difference(&reported, &status_list));
         let unconfirmed = difference(&spec_list, &status_list);
         if unconfirmed.iter().any(|uid| !exists(uid) || !good.contains(uid)) {
-            tracing::info!(master = %master_uid, "an unconfirmed synchronous standby is gone or not good; falling back to the confirmed ones");
+            tracing::info!(master = %master_uid, "{}", m::SYNC_STANDBYS_BACK_TO_CONFIRMED);
             spec_list = sorted(status_list.clone());
         }
     }
 
     // Step B: change the set only once the configured set is confirmed.
     if !same_set(&status_list, &spec_list) {
-        tracing::info!(master = %master_uid, confirmed = ?status_list, configured = ?spec_list, "waiting for new defined synchronous standbys to be in sync");
+        tracing::info!(in_sync = ?status_list, configured = ?spec_list, "{}", m::WAITING_FOR_SYNC_STANDBYS);
         master.spec.synchronous_standbys = Some(spec_list);
         master.status.synchronous_standbys = Some(sorted(status_list));
         return;
@@ -85,8 +86,11 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
     }
     let set = sorted(set);
     let external = if set.len() < min { vec![FAKE_STANDBY_NAME.to_string()] } else { Vec::new() };
-    if set != sorted(prev) {
-        tracing::info!(master = %master_uid, synchronous_standbys = ?set, "synchronous standbys changed");
+    if set != sorted(prev.clone()) {
+        tracing::info!(master = %master_uid, previous = ?prev, synchronous_standbys = ?set, "{}", m::SYNC_STANDBYS_CHANGED);
+    }
+    if !external.is_empty() {
+        tracing::info!(master = %master_uid, required = min, "{}", m::USING_FAKE_SYNC_STANDBY);
     }
     master.spec.synchronous_replication = true;
     master.status.synchronous_standbys = Some(sorted(intersection(&status_list, &set)));

@@ -1,8 +1,7 @@
 //! stolon-keeper: owns one PostgreSQL instance and converges it to the cluster view.
 
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,12 +13,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use stolon_core::cluster::{DbRole, KeeperLocalState, new_uid};
+use stolon_core::keeper::messages;
 use stolon_core::keeper::state::StateFiles;
 use stolon_core::keeper::{KeeperConfig, KeeperMetrics, KeeperSettings};
+use stolon_core::postgres::OsUser;
 use stolon_core::postgres::os_user::{current_user_name, running_as_root};
-use stolon_core::postgres::{AuthMethod, OsUser};
 use stolon_core::store::ClusterStore;
 use stolon_daemons::keeper_api::{self, ApiArgs};
+use stolon_daemons::keeper_checks::{self as checks, User};
 use stolon_daemons::{common::CommonArgs, env, logging, metrics};
 
 /// The stolon-rs keeper. Every flag can also be set as STKEEPER_<FLAG_NAME>.
@@ -95,82 +96,6 @@ struct Cli {
     debug: bool,
 }
 
-/// Reads a password from a flag or a file (exactly one unless `trust`), stripping trailing CR/LF.
-fn password(flag: &str, auth: AuthMethod, value: &str, file: &str) -> anyhow::Result<Option<String>> {
-    if auth == AuthMethod::Trust {
-        if !value.is_empty() || !file.is_empty() {
-            bail!(
-                "--pg-{flag}-password or --pg-{flag}-passwordfile must not be given with --pg-{flag}-auth-method=trust"
-            );
-        }
-        return Ok(None);
-    }
-    let raw = match (value.is_empty(), file.is_empty()) {
-        (false, false) => bail!("only one of --pg-{flag}-password and --pg-{flag}-passwordfile may be given"),
-        (true, true) => bail!("one of --pg-{flag}-password or --pg-{flag}-passwordfile is required"),
-        (false, true) => value.to_string(),
-        (true, false) => {
-            let path = Path::new(file);
-            if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o077 != 0 {
-                    tracing::warn!(file, "password file permissions are too open: use 0600 or stricter");
-                }
-            }
-            std::fs::read_to_string(path).with_context(|| format!("--pg-{flag}-passwordfile: cannot read {file}"))?
-        }
-    };
-    let trimmed = raw.trim_end_matches(['\r', '\n']);
-    if trimmed.len() != raw.len() {
-        tracing::warn!("the {flag} password has trailing newline characters: they were removed");
-    }
-    if trimmed.is_empty() {
-        bail!("the {flag} password is empty");
-    }
-    Ok(Some(trimmed.to_string()))
-}
-
-/// Takes a non-blocking exclusive fcntl write lock on the whole `<data-dir>/lock`; the file stays open (and
-/// locked) for the life of the process.
-fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = data_dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: `fl` is a fully initialised flock struct and the descriptor is open for writing.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as _;
-    fl.l_whence = libc::SEEK_SET as _;
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-    if rc != 0 {
-        bail!("cannot take exclusive lock on data dir {}: {}", path.display(), std::io::Error::last_os_error());
-    }
-    tracing::info!(path = %path.display(), "exclusive lock on data dir taken");
-    Ok(file)
-}
-
-fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty() && uid.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn warn_about_advertise_address(addr: &str) {
-    match addr.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_loopback() => {
-            tracing::warn!(addr, "--pg-advertise-address is a loopback address: other hosts cannot reach it")
-        }
-        Ok(_) => {}
-        Err(_) => {
-            tracing::warn!(
-                addr,
-                "--pg-advertise-address is not an IP address: it should be resolvable by every component"
-            )
-        }
-    }
-}
-
 struct Prepared {
     cfg: KeeperConfig,
     keeper_state: KeeperLocalState,
@@ -179,21 +104,30 @@ struct Prepared {
 
 fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
     let uid_flag = if cli.uid.is_empty() { cli.id.clone() } else { cli.uid.clone() };
-    if !uid_flag.is_empty() && !valid_uid(&uid_flag) {
-        bail!("--uid {uid_flag:?} is invalid: only lowercase letters, digits and _ are allowed");
-    }
     if cli.data_dir.is_empty() {
-        bail!("--data-dir is required");
+        bail!("{}", messages::DATA_DIR_REQUIRED);
     }
+    let data_dir = PathBuf::from(&cli.data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|e| anyhow::anyhow!(messages::cannot_create_data_dir(&e)))?;
     if cli.pg_listen_address.is_empty() {
-        bail!("--pg-listen-address is required");
+        bail!("{}", messages::LISTEN_ADDRESS_REQUIRED);
     }
+    let (advertise_flag, advertise_address) = if cli.pg_advertise_address.is_empty() {
+        ("pg-listen-address", cli.pg_listen_address.clone())
+    } else {
+        ("pg-advertise-address", cli.pg_advertise_address.clone())
+    };
+    checks::warn_about_advertise_address(advertise_flag, &advertise_address);
+    let repl_auth = checks::auth_method(User::Replication, &cli.pg_repl_auth_method).map_err(anyhow::Error::msg)?;
     if cli.pg_repl_username.is_empty() {
-        bail!("--pg-repl-username is required");
+        bail!("{}", messages::REPL_USERNAME_REQUIRED);
     }
-    let repl_auth: AuthMethod =
-        cli.pg_repl_auth_method.parse().map_err(|e| anyhow::anyhow!("--pg-repl-auth-method: {e}"))?;
-    let su_auth: AuthMethod = cli.pg_su_auth_method.parse().map_err(|e| anyhow::anyhow!("--pg-su-auth-method: {e}"))?;
+    let repl_password =
+        checks::password(User::Replication, repl_auth, &cli.pg_repl_password, &cli.pg_repl_passwordfile)
+            .map_err(anyhow::Error::msg)?;
+    let su_auth = checks::auth_method(User::Superuser, &cli.pg_su_auth_method).map_err(anyhow::Error::msg)?;
+    let su_password = checks::password(User::Superuser, su_auth, &cli.pg_su_password, &cli.pg_su_passwordfile)
+        .map_err(anyhow::Error::msg)?;
     let os_user = if running_as_root() {
         Some(OsUser::lookup(&cli.pg_os_user).with_context(|| format!("--pg-os-user {:?}", cli.pg_os_user))?)
     } else {
@@ -207,19 +141,9 @@ fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
             .or_else(current_user_name)
             .context("cannot determine the OS user name: give --pg-su-username")?,
     };
-    let repl_password = password("repl", repl_auth, &cli.pg_repl_password, &cli.pg_repl_passwordfile)?;
-    let su_password = password("su", su_auth, &cli.pg_su_password, &cli.pg_su_passwordfile)?;
     if su_user == cli.pg_repl_username {
-        tracing::warn!("superuser and replication user are the same: use distinct users");
-        if su_auth != repl_auth {
-            bail!("superuser and replication user are the same but their auth methods differ");
-        }
-        if su_auth != AuthMethod::Trust && su_password != repl_password {
-            bail!("superuser and replication user are the same but their passwords differ");
-        }
+        checks::same_users((su_auth, repl_auth), &su_password, &repl_password).map_err(anyhow::Error::msg)?;
     }
-    let data_dir = PathBuf::from(&cli.data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize().with_context(|| format!("--data-dir {}", cli.data_dir))?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("--data-dir: cannot chmod {}", data_dir.display()))?;
@@ -227,28 +151,29 @@ fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
         // PostgreSQL (run as this user) must reach <data-dir>/postgres.
         u.chown(&data_dir).context("--data-dir")?;
     }
-    let lock = if cli.disable_data_dir_locking { None } else { Some(lock_data_dir(&data_dir)?) };
+    let lock = if cli.disable_data_dir_locking {
+        None
+    } else {
+        Some(checks::lock_data_dir(&data_dir).map_err(anyhow::Error::msg)?)
+    };
+    checks::check_uid(&uid_flag).map_err(anyhow::Error::msg)?;
     let states = StateFiles::new(&data_dir);
     let mut keeper_state = states.load_keeper_state()?.unwrap_or_default();
     if !keeper_state.uid.is_empty() {
         if !uid_flag.is_empty() && uid_flag != keeper_state.uid {
-            bail!(
-                "--uid {uid_flag:?} differs from the keeper UID {:?} saved in {}",
-                keeper_state.uid,
-                data_dir.join("keeperstate").display()
-            );
+            bail!("{}", messages::saved_uid_differs(&keeper_state.uid, &uid_flag));
         }
     } else {
-        keeper_state.uid = if uid_flag.is_empty() { new_uid() } else { uid_flag };
+        keeper_state.uid = if uid_flag.is_empty() {
+            let uid = new_uid();
+            tracing::info!(uid = %uid, "{}", messages::UID_GENERATED);
+            uid
+        } else {
+            uid_flag
+        };
         states.save_keeper_state(&keeper_state)?;
-        tracing::info!(uid = %keeper_state.uid, "keeper UID saved");
     }
-    let advertise_address = if cli.pg_advertise_address.is_empty() {
-        cli.pg_listen_address.clone()
-    } else {
-        cli.pg_advertise_address.clone()
-    };
-    warn_about_advertise_address(&advertise_address);
+    tracing::info!(uid = %keeper_state.uid, "{}", messages::KEEPER_UID);
     let advertise_port =
         if cli.pg_advertise_port.is_empty() { cli.pg_port.to_string() } else { cli.pg_advertise_port.clone() };
     let settings = KeeperSettings {
@@ -394,31 +319,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uid_syntax() {
-        assert!(valid_uid("keeper_1"));
-        assert!(!valid_uid("Keeper"));
-        assert!(!valid_uid("k-1"));
-        assert!(!valid_uid(""));
-    }
-
-    #[test]
-    fn password_rules() {
-        assert_eq!(password("su", AuthMethod::Trust, "", "").unwrap(), None);
-        assert!(password("su", AuthMethod::Trust, "x", "").unwrap_err().to_string().contains("trust"));
-        assert!(password("su", AuthMethod::Md5, "", "").unwrap_err().to_string().contains("--pg-su-password"));
-        assert!(password("repl", AuthMethod::Md5, "a", "/f").unwrap_err().to_string().contains("only one"));
-        assert_eq!(password("su", AuthMethod::Md5, "secret\r\n", "").unwrap().as_deref(), Some("secret"));
-        assert!(password("su", AuthMethod::Md5, "\n", "").unwrap_err().to_string().contains("empty"));
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("pw");
-        std::fs::write(&f, "from-file\n").unwrap();
-        let got = password("repl", AuthMethod::Md5, "", &f.to_string_lossy()).unwrap();
-        assert_eq!(got.as_deref(), Some("from-file"));
-        let err = password("repl", AuthMethod::Md5, "", "/nonexistent/pw").unwrap_err().to_string();
-        assert!(err.contains("--pg-repl-passwordfile"), "{err}");
-    }
 
     #[test]
     fn flags_have_stolon_defaults() {

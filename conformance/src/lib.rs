@@ -9,6 +9,7 @@
 //! [`StoreFactory`] (or use [`ConfigFactory`]) and call [`runner::run`].
 
 pub mod cases;
+pub mod kube_runner;
 pub mod runner;
 pub mod servers;
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use stolon_conformance::{ConfigFactory, runner};
-use stolon_store::{StoreBackend, StoreConfig};
+use stolon_conformance::kube_runner::{KubeRunnerFactory, RUN_LABEL};
+use stolon_conformance::{ConfigFactory, StoreFactory, runner};
+use stolon_store::{KubeConfig, StoreBackend, StoreConfig};
 
 // The Go boolean flag syntax of the stolon-rs binaries (one source, shared with stolon-daemons, which this
 // crate must not depend on).
@@ -52,6 +53,15 @@ struct Args {
     /// How many cases run at the same time.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Kubernetes: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Kubernetes: kubeconfig context.
+    #[arg(long)]
+    kube_context: Option<String>,
+    /// Kubernetes: namespace of the cases' ConfigMaps and of the runner's pods (default: the context's).
+    #[arg(long)]
+    kube_namespace: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -76,6 +86,13 @@ fn config(args: &Args) -> Result<StoreConfig, stolon_store::StoreError> {
     c.tls.key_file = args.store_key.clone();
     c.tls.ca_file = args.store_ca_file.clone();
     c.tls.skip_verify = args.store_skip_tls_verify;
+    c.kube = KubeConfig {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.kube_context.clone(),
+        namespace: args.kube_namespace.clone(),
+        resource_kind: Some("configmap".into()),
+        pod_name: None,
+    };
     c.validate()?;
     Ok(c)
 }
@@ -101,11 +118,92 @@ async fn main() -> ExitCode {
         eprintln!("stolon-conformance: no case matches {:?} (see --list)", args.cases.unwrap_or_default());
         return ExitCode::from(2);
     }
-    println!("running {} cases against {} at {}", cases.len(), config.backend, endpoints(&config));
-    let factory = Arc::new(ConfigFactory::new(config));
-    let summary = runner::run(factory, cases, args.parallel, |r| println!("{}", runner::describe(r))).await;
-    println!("{}", summary.line());
-    if summary.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    let (factory, kube): (Arc<dyn StoreFactory>, _) = if config.backend == StoreBackend::Kubernetes {
+        match KubeRunnerFactory::new(config.clone()).await {
+            Ok(f) => {
+                let f = Arc::new(f);
+                (f.clone(), Some(f))
+            }
+            Err(e) => {
+                eprintln!("stolon-conformance: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        (Arc::new(ConfigFactory::new(config.clone())), None)
+    };
+    let target = match &kube {
+        Some(k) => format!("namespace {} (pods labelled {RUN_LABEL}={})", k.namespace(), k.run_id()),
+        None => endpoints(&config),
+    };
+    println!("running {} cases against {} at {target}", cases.len(), config.backend);
+    let parallel = args.parallel;
+    // Listen before the cases start, so that no pod is created before an interrupt can be handled.
+    let mut signals = Signals::listen();
+    let mut run = tokio::spawn(runner::run(factory, cases, parallel, |r| println!("{}", runner::describe(r))));
+    let outcome = tokio::select! {
+        joined = &mut run => Some(joined),
+        signal = signals.next() => {
+            eprintln!("stolon-conformance: {signal}: stopping the cases");
+            run.abort();
+            let _ = run.await;
+            None
+        }
+    };
+    let mut code = match &outcome {
+        Some(Ok(summary)) => {
+            println!("{}", summary.line());
+            if summary.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Some(Err(e)) => {
+            eprintln!("stolon-conformance: the run broke off: {e}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::from(130),
+    };
+    if let Some(kube) = kube {
+        match kube.clean_up().await {
+            Ok(n) => eprintln!("stolon-conformance: cleaned up {n} objects in namespace {}", kube.namespace()),
+            Err(e) => {
+                eprintln!(
+                    "stolon-conformance: clean-up incomplete: {e:#} (delete them with kubectl delete pods -l \
+                     {RUN_LABEL}={})",
+                    kube.run_id()
+                );
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, caught from [`Signals::listen`] on.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals { interrupt: signal(SignalKind::interrupt()).ok(), terminate: signal(SignalKind::terminate()).ok() }
+    }
+
+    /// Resolves on the next signal, naming it.
+    async fn next(&mut self) -> &'static str {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => "interrupted",
+            _ = recv(&mut self.terminate) => "terminated",
+        }
+    }
 }
 
 fn endpoints(c: &StoreConfig) -> String {

@@ -92,8 +92,8 @@ impl RunnerRun {
 }
 
 /// Runs the `stolon-conformance` binary with `args` (and `env`) until it exits, or interrupts it with SIGINT
-/// after `interrupt_after` when given.
-pub fn run_runner(args: &[String], env: &[(&str, &str)], interrupt_after: Option<Duration>) -> RunnerRun {
+/// as soon as `interrupt_when` returns true (polled every 100 ms) when given.
+pub fn run_runner(args: &[String], env: &[(&str, &str)], interrupt_when: Option<&dyn Fn() -> bool>) -> RunnerRun {
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stolon-conformance"));
     cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -101,9 +101,12 @@ pub fn run_runner(args: &[String], env: &[(&str, &str)], interrupt_after: Option
         Ok(c) => c,
         Err(e) => return RunnerRun { status: None, stdout: String::new(), stderr: format!("cannot start: {e}") },
     };
-    if let Some(after) = interrupt_after {
-        std::thread::sleep(after);
-        // SAFETY: kill(2) on the child we just started.
+    if let Some(ready) = interrupt_when {
+        let start = std::time::Instant::now();
+        while !ready() && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: kill(2) on the child we just started (still ours: it is reaped only below).
         unsafe {
             libc::kill(child.id() as i32, libc::SIGINT);
         }

@@ -90,6 +90,17 @@ impl KubeStore {
     }
 }
 
+/// A Kubernetes client and namespace resolved exactly as the store resolves them from `config` (kubeconfig
+/// or in-cluster configuration, `--kube-context`, `--kube-namespace`), with the store timeout on connecting.
+/// For tools that manage objects next to a cluster's, such as the conformance runner's pods.
+pub async fn client(config: &StoreConfig) -> StoreResult<(kube::Client, String)> {
+    let resolved = config::resolve(config).await?;
+    let server = resolved.client.cluster_url.to_string();
+    let client = kube::Client::try_from(resolved.client)
+        .map_err(|e| crate::StoreError::Config(format!("building the Kubernetes client for {server}: {e}")))?;
+    Ok((client, resolved.namespace))
+}
+
 impl Inner {
     fn configmaps(&self) -> Api<ConfigMap> {
         Api::namespaced(self.client.clone(), &self.namespace)

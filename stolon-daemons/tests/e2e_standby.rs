@@ -15,6 +15,7 @@ use stolon_conformance::servers::postgres_bin_dir;
 use stolon_core::cluster::ClusterRole;
 use tokio_postgres::Client;
 
+use harness::recovery::{self, RejoinPath};
 use harness::sql;
 use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, merged, never, wait_for};
 
@@ -38,6 +39,7 @@ fn main() {
     all.push(Scenario::full("TestFailoverTooMuchLagStandbyCluster", test_failover_too_much_lag));
     all.push(Scenario::full("TestOldMasterRestartStandbyCluster", test_old_master_restart));
     all.push(Scenario::full("TestPartition1StandbyCluster", test_partition1));
+    all.push(Scenario::full("TestOldMasterAheadStandbyCluster", test_old_master_ahead));
     all.push(Scenario::full("TestMasterChangedAddressStandbyCluster", test_master_changed_address));
     for (name, v) in
         [("TestForceFailStandbyCluster", Variant::Async), ("TestForceFailSyncReplStandbyCluster", Variant::SyncRepl)]
@@ -184,8 +186,15 @@ struct Fixture {
 
 impl Fixture {
     async fn start(env: &Env, v: Variant) -> R<Fixture> {
-        let primary = Primary::start(env, &harness::base_spec()).await?;
-        let spec = primary.standby_cluster_spec("", &v.patch())?;
+        Fixture::start_with(env, v, &json!({})).await
+    }
+
+    /// [`Fixture::start`] with `patch` merged into the standby cluster's spec.
+    async fn start_with(env: &Env, v: Variant, patch: &Value) -> R<Fixture> {
+        // pg_rewind needs hint bits in the WAL (wal_log_hints), which a standby cluster gets from its primary.
+        let primary_spec = merged(harness::base_spec(), &json!({ "usePgrewind": v.pgrewind() }));
+        let primary = Primary::start(env, &primary_spec).await?;
+        let spec = primary.standby_cluster_spec("", &merged(v.patch(), patch))?;
         let c = TestCluster::start(env, &spec, 2, 1, 1).await?;
         let master = c.wait_master().await?;
         let standby = c.others(&master)[0].clone();
@@ -377,6 +386,40 @@ async fn test_old_master_restart(env: Env) -> R<()> {
     f.c.keeper(&f.master)?.start()?;
     f.c.wait_rows(&f.master, &[1, 2], WAIT).await?;
     wait_cascading_standby(&f.c, &f.master, &f.standby, WAIT).await
+}
+
+/// The old master of a standby cluster comes back ahead of the DB elected after it, on the same timeline
+/// (the external primary is down, so the new master cannot catch up): pg_rewind finds "no rewind
+/// required", which cannot be followed. The keeper detects the divergence at once and takes a base backup
+/// (not the not-ready fallback after dbWaitReadyTimeout), then streams from the new master; once the
+/// primary is back, every row reaches it.
+async fn test_old_master_ahead(env: Env) -> R<()> {
+    // Whatever the new master lacks, it is elected: the scenario is about the old master's return.
+    let lag = json!({ "maxStandbyLag": 16 * 1024 * 1024 });
+    let mut f = Fixture::start_with(&env, Variant::Pgrewind, &lag).await?;
+    f.c.keeper(&f.standby)?.stop().await?;
+    let rows: Vec<i32> = (1..=20).collect();
+    for id in &rows[1..] {
+        f.primary.write(*id).await?;
+    }
+    let pos = f.primary.wal_position().await?;
+    let master = f.master.clone();
+    f.c.wait_synced_xlog(&[&master], pos, WAIT).await?;
+    let primary_uid = f.primary.uid.clone();
+    f.primary.cluster.keeper(&primary_uid)?.stop().await?;
+    f.c.keeper(&master)?.stop().await?;
+    f.c.keeper(&f.standby)?.start()?;
+    f.c.wait_master_is(&f.standby, WAIT).await?;
+
+    let k = f.c.keeper(&master)?;
+    let log_from = k.proc.log_len();
+    let restarted = std::time::Instant::now();
+    k.start()?;
+    recovery::wait_rejoined(&f.c, &master, restarted, log_from, RejoinPath::DivergenceDetected, WAIT).await?;
+    wait_cascading_standby(&f.c, &master, &f.standby, WAIT).await?;
+
+    f.primary.cluster.keeper(&primary_uid)?.start()?;
+    f.c.wait_rows(&master, &rows, WAIT).await
 }
 
 /// SIGSTOP of the master keeper and its postmaster: the standby takes over (following the external

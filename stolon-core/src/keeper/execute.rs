@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use super::divergence::{Divergence, WalPoint, divergence};
 use super::messages;
 use super::metrics::KeeperMetrics;
 use super::plan::{
@@ -14,10 +15,11 @@ use super::plan::{
 use super::state::StateFiles;
 use crate::cluster::{ClusterData, DbLocalState};
 use crate::postgres::config::{ConfTarget, RECOVERY_SIGNAL, neutralise_auto_conf, write_config_files};
+use crate::postgres::control_data::control_data;
 use crate::postgres::observe::filter_managed;
 use crate::postgres::process::{InitdbOptions, POLL_INTERVAL};
 use crate::postgres::query::{LocalConn, RolesSpec, remote_checkpoint};
-use crate::postgres::replication::identify_system;
+use crate::postgres::replication::{identify_system, identify_system_at};
 use crate::postgres::resync::{ResyncSource, base_backup, rewind};
 use crate::postgres::{AuthMethod, PgError, PgProcess, PgResult, StopMode};
 
@@ -280,7 +282,14 @@ impl Executor {
             }
             tracing::info!(master = %format!("{host}:{port}"), "{}", messages::SYNCING_WITH_PG_REWIND);
             match rewind(&self.pg, &su).await {
-                Ok(()) => rewound = true,
+                Ok(outcome) => match self.divergence_from(&repl_source).await {
+                    Some(d) => tracing::warn!(
+                        divergence = %d,
+                        rewind = ?outcome,
+                        "rewound data diverged from the followed db: doing a base backup at once"
+                    ),
+                    None => rewound = true,
+                },
                 Err(e) => tracing::error!(error = %e, "{}", messages::PG_REWIND_FAILED),
             }
         }
@@ -322,6 +331,25 @@ impl Executor {
             self.wait_ready_cd(cd).await?;
         }
         Ok(())
+    }
+}
+
+impl Executor {
+    /// The divergence of the stopped local data from `source` (the followed DB, asked for its current
+    /// position); `None` when it can follow or when either side cannot be read (the later checks decide).
+    async fn divergence_from(&self, source: &ResyncSource) -> Option<Divergence> {
+        let local = control_data(&self.pg)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the rewound data's control file"))
+            .ok()?;
+        let remote = identify_system_at(&self.pg, &source.host, &source.port, &source.user, source.password.as_deref())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot identify the followed db"))
+            .ok()?;
+        divergence(
+            WalPoint { timeline: local.timeline, pos: local.wal_reached() },
+            WalPoint { timeline: remote.timeline, pos: remote.xlog_pos },
+        )
     }
 }
 

@@ -55,8 +55,22 @@ pub async fn identify_system(
     repl_user: &str,
     repl_password: Option<&str>,
 ) -> PgResult<SystemIdentity> {
+    identify_system_at(pg, SOCKET_DIR, &port.to_string(), repl_user, repl_password).await
+}
+
+/// Runs `IDENTIFY_SYSTEM` on the instance at `host`:`port` (a socket directory or a network address) as the
+/// replication user.
+pub async fn identify_system_at(
+    pg: &PgProcess,
+    host: &str,
+    port: &str,
+    repl_user: &str,
+    repl_password: Option<&str>,
+) -> PgResult<SystemIdentity> {
     let conninfo = format!(
-        "host={SOCKET_DIR} port={port} user={} dbname=postgres replication=true connect_timeout=5",
+        "host={} port={} user={} dbname=postgres replication=true connect_timeout=5",
+        conninfo_value(host),
+        conninfo_value(port),
         conninfo_value(repl_user)
     );
     let mut cmd = pg.command("psql");

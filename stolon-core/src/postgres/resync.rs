@@ -94,8 +94,17 @@ pub async fn base_backup(
     res.map(|_| ())
 }
 
+/// What a successful pg_rewind did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewind {
+    /// It copied what differed from the source.
+    Rewound,
+    /// It found the target on the source's timeline (or an ancestor before the fork) and changed nothing.
+    NotRequired,
+}
+
 /// Rewinds PGDATA (cleanly stopped) onto `source` (a superuser connection to the current master).
-pub async fn rewind(pg: &PgProcess, source: &ResyncSource) -> PgResult<()> {
+pub async fn rewind(pg: &PgProcess, source: &ResyncSource) -> PgResult<Rewind> {
     remove_auto_conf_symlink(pg.pgdata())?;
     let parent = pg.pgdata().parent().unwrap_or(Path::new("/tmp")).to_path_buf();
     let passfile = source.passfile(&parent, pg)?;
@@ -109,7 +118,7 @@ pub async fn rewind(pg: &PgProcess, source: &ResyncSource) -> PgResult<()> {
     tracing::info!(host = %source.host, port = %source.port, "running pg_rewind");
     let res = pg.run("pg_rewind", cmd).await;
     drop(passfile);
-    res.map(|_| ())
+    res.map(|out| if out.contains("no rewind required") { Rewind::NotRequired } else { Rewind::Rewound })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod haproxy;
 pub mod keeper;
 pub mod never;
 pub mod process;
+pub mod recovery;
 pub mod runner;
 pub mod scenario;
 pub mod sentinels;

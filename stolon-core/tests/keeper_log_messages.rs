@@ -259,6 +259,9 @@ fn waiting_passes_and_initializations() {
     let cd = cluster(db("d1", "k1", DbRole::Standby, DbInitMode::Resync));
     let (_, lines) = pass(&cd, &local("old"), &none, &Applied::default());
     assert_eq!(lines, ["current db UID different than cluster data db UID", "resyncing the database cluster"]);
+    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::Pitr));
+    let (_, lines) = pass(&cd, &local("old"), &none, &Applied::default());
+    assert_eq!(lines, ["current db UID different than cluster data db UID", "restoring the database cluster"]);
     let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
     let (_, lines) = pass(&cd, &local("old"), &observed(DbRole::Master, false), &Applied::default());
     assert_eq!(

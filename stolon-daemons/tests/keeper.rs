@@ -389,6 +389,7 @@ async fn master_and_standby(h: &Harness, use_pgrewind: bool) -> R<(ClusterData, 
     h.wait_converged(&k1, "d1", g1).await?;
     h.wait_converged(&k2, "d2", 1).await?;
     wait_sql(&k1, "select count(*) from pg_stat_replication where state = 'streaming'", "1").await?;
+    assert!(k1.log_text().contains(": setting roles"), "{}", tail(&k1.log_text(), 40));
     // Figures for docs/benchmarks.md (printed, never asserted).
     eprintln!("figure: standby assigned -> streaming: {:?}", assigned.elapsed());
     if let Some(pid) = k1.child.as_ref().map(|c| c.id()) {
@@ -443,6 +444,7 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
     h.put(&cd).await?;
     let info = h.wait_converged(&k2, "d2", g2).await?;
     assert_eq!(info.postgres_state.as_ref().map(|s| s.timeline_id), Some(2));
+    assert!(k2.log_text().contains(": promoting database"), "{}", tail(&k2.log_text(), 40));
     k2.psql("insert into t values (2)")?;
     assert_eq!(k2.psql("select pg_is_in_recovery()")?, "f");
     h.wait_info("k1", "old master stopped", |i| i.postgres_state.as_ref().is_some_and(|s| !s.healthy)).await?;
@@ -588,6 +590,7 @@ async fn parameters_sync_standbys_slots_and_boot_uuid_follow_cluster_data() -> R
         "foreign_slot,stolon_extra",
     )
     .await?;
+    assert!(k1.log_text().contains(": dropping replication slot slot=stolon_d2"), "{}", tail(&k1.log_text(), 40));
     wait_sql(&k1, "show synchronous_standby_names", "").await?;
 
     // A restarted keeper keeps postgres stopped until cluster data carries its new bootUUID.

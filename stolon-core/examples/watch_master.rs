@@ -1,0 +1,98 @@
+//! Watch a stolon-rs (or stolon) cluster's master and print one line every time it changes.
+//!
+//! ```sh
+//! cargo run -p stolon-core --example watch_master -- \
+//!     --store-backend etcdv3 --store-endpoints http://127.0.0.1:2379 --cluster-name mycluster
+//! ```
+//!
+//! Each line is `master <keeper uid> <db uid> <host:port>`, or `no master` (no cluster data, or no master
+//! elected). `--max-changes N` exits after N lines (for scripts). Uses only stolon-core's public API: the
+//! typed store ([`ClusterStore`]), the cluster data model and the store's watch.
+
+mod common;
+
+use futures::StreamExt;
+use stolon_core::cluster::ClusterData;
+use stolon_core::stolon_store::{self, Revision, WatchEvent};
+use stolon_core::store::ClusterStore;
+
+const USAGE: &str = "watch_master --cluster-name NAME [--store-backend etcdv3] [--store-endpoints URL,...] \
+                     [--store-prefix stolon/cluster] [--max-changes N]";
+
+/// The line printed for a cluster data document (`None`: no cluster data).
+fn master_line(data: Option<&ClusterData>) -> String {
+    match data.and_then(|d| d.master_db().map(|db| (d, db))) {
+        Some((_, db)) => {
+            format!("master {} {} {}:{}", db.spec.keeper_uid, db.uid, db.status.listen_address, db.status.port)
+        }
+        None => "no master".to_string(),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let (config, rest) = common::store_config(USAGE);
+    let mut max_changes = u64::MAX;
+    for (flag, value) in rest {
+        match flag.as_str() {
+            "--max-changes" => {
+                max_changes = value.parse().unwrap_or_else(|_| common::die(USAGE, "--max-changes: a number"))
+            }
+            _ => common::die(USAGE, &format!("unknown flag {flag}")),
+        }
+    }
+    let store = match stolon_store::connect(&config).await {
+        Ok(s) => ClusterStore::new(s),
+        Err(e) => common::die(USAGE, &format!("cannot connect to the store: {e}")),
+    };
+    let mut printed = 0u64;
+    let mut last: Option<String> = None;
+    let mut print = |line: String| {
+        if last.as_ref() != Some(&line) {
+            println!("{line}");
+            last = Some(line);
+            printed += 1;
+        }
+        printed >= max_changes
+    };
+    loop {
+        // Read the current document, then watch every change after its revision; a Reset (history
+        // compacted, watch expired) or a broken stream means: read again and watch from there.
+        let (data, revision): (Option<ClusterData>, Option<Revision>) = match store.cluster_data().await {
+            Ok(Some(v)) => (Some(v.data), Some(v.revision)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                eprintln!("cannot read the cluster data: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if print(master_line(data.as_ref())) {
+            return;
+        }
+        let mut events = match store.watch_cluster_data(revision.as_ref()).await {
+            Ok(events) => events,
+            Err(e) => {
+                eprintln!("cannot watch the cluster data: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(event) = events.next().await {
+            let line = match event {
+                Ok(WatchEvent::Put(doc)) => match ClusterData::from_json(&doc.value) {
+                    Ok(data) => master_line(data.as_ref()),
+                    Err(e) => {
+                        eprintln!("ignoring unreadable cluster data: {e}");
+                        continue;
+                    }
+                },
+                Ok(WatchEvent::Deleted { .. }) => master_line(None),
+                Ok(WatchEvent::Reset) | Err(_) => break,
+            };
+            if print(line) {
+                return;
+            }
+        }
+    }
+}

@@ -18,10 +18,8 @@ fn example(name: &str) -> PathBuf {
     let path = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").join("examples").join(name);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let newest_source = [sources.join(format!("{name}.rs")), sources.join("common/mod.rs")]
-        .iter()
-        .filter_map(|p| modified(p))
-        .max();
+    let newest_source =
+        [sources.join(format!("{name}.rs")), sources.join("common/mod.rs")].iter().filter_map(|p| modified(p)).max();
     if modified(&path).is_none_or(|built| newest_source.is_some_and(|src| src > built)) {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "stolon-core", "--example", name])
@@ -41,8 +39,10 @@ fn cluster_data(master: &str, keeper: &str, addr: &str) -> Value {
             "spec": {"keeperUID": keeper, "role": role, "followers": []},
             "status": {"healthy": true, "currentGeneration": 1, "listenAddress": addr, "port": "5432"}})
     };
-    let keeper_entry = |uid: &str| json!({"uid": uid, "generation": 1, "changeTime": "0001-01-01T00:00:00Z",
-        "spec": {}, "status": {"healthy": true}});
+    let keeper_entry = |uid: &str| {
+        json!({"uid": uid, "generation": 1, "changeTime": "0001-01-01T00:00:00Z",
+        "spec": {}, "status": {"healthy": true}})
+    };
     json!({
         "formatVersion": 1,
         "changeTime": "2026-11-27T10:13:05Z",

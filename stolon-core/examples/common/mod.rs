@@ -21,11 +21,8 @@ pub fn store_config(usage: &str) -> (StoreConfig, Vec<(String, String)>) {
             _ => die(usage, &format!("unexpected argument {flag:?}")),
         }
     }
-    let backend: StoreBackend = backend
-        .as_deref()
-        .unwrap_or("etcdv3")
-        .parse()
-        .unwrap_or_else(|e| die(usage, &format!("--store-backend: {e}")));
+    let backend: StoreBackend =
+        backend.as_deref().unwrap_or("etcdv3").parse().unwrap_or_else(|e| die(usage, &format!("--store-backend: {e}")));
     let Some(cluster) = cluster else { die(usage, "--cluster-name is required") };
     let mut config = StoreConfig::new(backend, cluster);
     if let Some(endpoints) = endpoints {

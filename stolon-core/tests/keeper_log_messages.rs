@@ -2,85 +2,14 @@
 //! events of a pass (`keeper::events::pass_events`, logged at info before the plan runs), the reasons of
 //! passes that wait or fail (logged as they are), and the errors of failed actions.
 
-use stolon_core::cluster::{
-    ClusterData, ClusterSpec, Db, DbInitMode, DbLocalState, DbRole, DbSpec, DbStatus, FollowConfig, FollowType, Keeper,
-    KeeperStatus,
-};
+use stolon_core::cluster::{ClusterData, DbInitMode, DbLocalState, DbRole};
 use stolon_core::keeper::events::pass_events;
 use stolon_core::keeper::messages::failure_of;
-use stolon_core::keeper::plan::{Action, Applied, KeeperSettings, Observed, Outcome, Plan, PlanInput, plan};
-use stolon_core::postgres::AuthMethod;
-use stolon_core::time::Timestamp;
+use stolon_core::keeper::plan::{Action, Applied, Observed, Outcome, Plan, PlanInput, plan};
 
-const BOOT: &str = "boot-1";
-
-fn settings() -> KeeperSettings {
-    KeeperSettings {
-        uid: "k1".into(),
-        su_user: "su".into(),
-        su_auth: AuthMethod::Md5,
-        su_password: Some("supw".into()),
-        repl_user: "repl".into(),
-        repl_auth: AuthMethod::Md5,
-        repl_password: Some("replpw".into()),
-        listen_address: "10.0.0.1".into(),
-        port: 5432,
-        pg_major: Some(15),
-    }
-}
-
-fn db(uid: &str, keeper: &str, role: DbRole, init: DbInitMode) -> Db {
-    Db {
-        uid: uid.into(),
-        generation: 3,
-        spec: DbSpec {
-            keeper_uid: keeper.into(),
-            max_standbys: 20,
-            additional_wal_senders: 5,
-            init_mode: Some(init),
-            role: Some(role),
-            ..Default::default()
-        },
-        status: DbStatus { listen_address: "10.0.0.9".into(), port: "5432".into(), ..Default::default() },
-        ..Default::default()
-    }
-}
-
-/// Keeper k1 (boot `BOOT`) with DB d1; a master d0 on k0 when d1 is a standby.
-fn cluster(d1: Db) -> ClusterData {
-    let mut cd = ClusterData::new_initial("c", ClusterSpec::default(), Timestamp::now());
-    for (k, boot) in [("k1", BOOT), ("k0", "other")] {
-        let status = KeeperStatus { boot_uuid: boot.into(), ..Default::default() };
-        cd.keepers.insert(k.into(), Keeper { uid: k.into(), status, ..Default::default() });
-    }
-    let mut d1 = d1;
-    if d1.spec.role == Some(DbRole::Standby) {
-        let mut d0 = db("d0", "k0", DbRole::Master, DbInitMode::None);
-        d0.spec.followers = Some(vec!["d1".into()]);
-        cd.dbs.insert("d0".into(), d0);
-        cd.cluster.status.master = "d0".into();
-        d1.spec.follow_config =
-            Some(FollowConfig { follow_type: Some(FollowType::Internal), db_uid: "d0".into(), ..Default::default() });
-    } else {
-        cd.cluster.status.master = d1.uid.clone();
-    }
-    cd.dbs.insert(d1.uid.clone(), d1);
-    cd
-}
-
-fn local(uid: &str) -> DbLocalState {
-    DbLocalState { uid: uid.into(), generation: 3, initializing: false, init_pg_parameters: None }
-}
-
-fn observed(role: DbRole, running: bool) -> Observed {
-    Observed {
-        initialized: role != DbRole::Undefined,
-        local_role: Some(role),
-        running,
-        system_id: Some("42".into()),
-        in_sync_standbys: None,
-    }
-}
+#[path = "common/keeper_fixtures.rs"]
+mod keeper_fixtures;
+use keeper_fixtures::*;
 
 /// The plan of a pass and the lines the keeper logs for it: its events, then the reason of a pass that
 /// waits or fails.
@@ -113,9 +42,9 @@ fn applied_after_start(cd: &ClusterData, local: &DbLocalState, role: DbRole) -> 
 
 #[test]
 fn a_running_master_logs_its_role_and_unchanged_configuration() {
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let applied = applied_after_start(&cd, &local("d1"), DbRole::Master);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, true), &applied);
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let applied = applied_after_start(&cd, &local("d1", 3), DbRole::Master);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, true), &applied);
     assert_eq!(
         lines,
         [
@@ -129,11 +58,11 @@ fn a_running_master_logs_its_role_and_unchanged_configuration() {
 
 #[test]
 fn parameter_and_hba_changes_are_reloads() {
-    let mut cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let applied = applied_after_start(&cd, &local("d1"), DbRole::Master);
+    let mut cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let applied = applied_after_start(&cd, &local("d1", 3), DbRole::Master);
     let d1 = cd.dbs.get_mut("d1").expect("d1");
     d1.spec.pg_parameters.insert("work_mem".into(), "8MB".into());
-    let (p, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, true), &applied);
+    let (p, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, true), &applied);
     assert!(p.actions.iter().any(|a| matches!(a, Action::Reload { .. })));
     assert_eq!(
         lines,
@@ -147,7 +76,7 @@ fn parameter_and_hba_changes_are_reloads() {
     let d1 = cd.dbs.get_mut("d1").expect("d1");
     d1.spec.pg_parameters.clear();
     d1.spec.pg_hba = Some(vec!["host all all 10.0.0.0/8 md5".into()]);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, true), &applied);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, true), &applied);
     assert_eq!(
         lines[2..],
         ["postgres parameters not changed", "postgres hba entries changed, reloading postgres instance"]
@@ -156,7 +85,7 @@ fn parameter_and_hba_changes_are_reloads() {
     d1.spec.pg_hba = None;
     d1.spec.synchronous_replication = true;
     d1.spec.synchronous_standbys = Some(vec!["d2".into()]);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, true), &applied);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, true), &applied);
     assert_eq!(
         lines[2..],
         [
@@ -172,8 +101,8 @@ fn a_restarted_synchronous_master_withholds_client_access() {
     let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::None);
     d1.spec.synchronous_replication = true;
     d1.spec.synchronous_standbys = Some(vec!["d2".into()]);
-    let cd = cluster(d1);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, false), &Applied::default());
+    let cd = cd_with(d1);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, false), &Applied::default());
     assert_eq!(
         lines,
         [
@@ -190,20 +119,20 @@ fn a_restarted_synchronous_master_withholds_client_access() {
 
 #[test]
 fn standbys_promotions_and_role_refusals() {
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Standby, true), &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Standby, true), &Applied::default());
     assert_eq!(lines[..2], ["our db requested role is master", "promoting to master"]);
 
-    let cd = cluster(db("d1", "k1", DbRole::Standby, DbInitMode::None));
-    let applied = applied_after_start(&cd, &local("d1"), DbRole::Standby);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Standby, true), &applied);
+    let cd = cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None));
+    let applied = applied_after_start(&cd, &local("d1", 3), DbRole::Standby);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Standby, true), &applied);
     assert_eq!(lines[..2], ["our db requested role is standby", "already standby"]);
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Master, true), &applied);
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Master, true), &applied);
     assert_eq!(lines, ["our db requested role is standby", "cannot move from master role to standby role"]);
 
     let mut moved = cd.clone();
     moved.dbs.get_mut("d0").expect("d0").status.port = "5433".into();
-    let (_, lines) = pass(&moved, &local("d1"), &observed(DbRole::Standby, true), &applied);
+    let (_, lines) = pass(&moved, &local("d1", 3), &observed(DbRole::Standby, true), &applied);
     assert_eq!(
         lines[..3],
         [
@@ -213,8 +142,8 @@ fn standbys_promotions_and_role_refusals() {
         ]
     );
 
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let (_, lines) = pass(&cd, &local("d1"), &observed(DbRole::Undefined, false), &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Undefined, false), &Applied::default());
     assert_eq!(
         lines,
         [
@@ -226,26 +155,26 @@ fn standbys_promotions_and_role_refusals() {
 
 #[test]
 fn waiting_passes_and_initializations() {
-    let mut cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let mut cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
     let obs = observed(DbRole::Master, false);
     cd.keepers.get_mut("k1").expect("k1").status.boot_uuid = "previous".into();
     assert_eq!(
-        pass(&cd, &local("d1"), &obs, &Applied::default()).1,
+        pass(&cd, &local("d1", 3), &obs, &Applied::default()).1,
         ["our db boot UID is different than the cluster data one, waiting for it to be updated"]
     );
     cd.dbs.clear();
-    assert_eq!(pass(&cd, &local("d1"), &obs, &Applied::default()).1, ["no db assigned"]);
+    assert_eq!(pass(&cd, &local("d1", 3), &obs, &Applied::default()).1, ["no db assigned"]);
     cd.keepers.remove("k1");
     assert_eq!(
-        pass(&cd, &local("d1"), &obs, &Applied::default()).1,
+        pass(&cd, &local("d1", 3), &obs, &Applied::default()).1,
         ["our keeper data is not available, waiting for it to appear"]
     );
 
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::New));
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::New));
     let none = observed(DbRole::Undefined, false);
-    let (_, lines) = pass(&cd, &local("old"), &none, &Applied::default());
+    let (_, lines) = pass(&cd, &local("old", 3), &none, &Applied::default());
     assert_eq!(lines, ["current db UID different than cluster data db UID", "initializing the database cluster"]);
-    let mut interrupted = local("d1");
+    let mut interrupted = local("d1", 3);
     interrupted.initializing = true;
     let (_, lines) = pass(&cd, &interrupted, &none, &Applied::default());
     assert_eq!(
@@ -256,14 +185,14 @@ fn waiting_passes_and_initializations() {
             "initializing the database cluster"
         ]
     );
-    let cd = cluster(db("d1", "k1", DbRole::Standby, DbInitMode::Resync));
-    let (_, lines) = pass(&cd, &local("old"), &none, &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::Resync));
+    let (_, lines) = pass(&cd, &local("old", 3), &none, &Applied::default());
     assert_eq!(lines, ["current db UID different than cluster data db UID", "resyncing the database cluster"]);
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::Pitr));
-    let (_, lines) = pass(&cd, &local("old"), &none, &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::Pitr));
+    let (_, lines) = pass(&cd, &local("old", 3), &none, &Applied::default());
     assert_eq!(lines, ["current db UID different than cluster data db UID", "restoring the database cluster"]);
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let (_, lines) = pass(&cd, &local("old"), &observed(DbRole::Master, false), &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let (_, lines) = pass(&cd, &local("old", 3), &observed(DbRole::Master, false), &Applied::default());
     assert_eq!(
         lines,
         ["different local dbUID but init mode is none, this shouldn't happen. Something bad happened to the keeper \
@@ -273,8 +202,8 @@ fn waiting_passes_and_initializations() {
 
 #[test]
 fn failed_actions_are_logged_in_stolons_words() {
-    let cd = cluster(db("d1", "k1", DbRole::Master, DbInitMode::None));
-    let (p, _) = pass(&cd, &local("d1"), &observed(DbRole::Standby, false), &Applied::default());
+    let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
+    let (p, _) = pass(&cd, &local("d1", 3), &observed(DbRole::Standby, false), &Applied::default());
     let words: Vec<Option<&str>> = p.actions.iter().map(failure_of).collect();
     assert!(words.contains(&Some("failed to start postgres")), "{words:?}");
     assert!(words.contains(&Some("timeout waiting for instance to be ready")), "{words:?}");

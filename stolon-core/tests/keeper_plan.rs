@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use stolon_core::cluster::{
-    ClusterData, ClusterSpec, Db, DbInitMode, DbLocalState, DbRole, DbSpec, DbStatus, FollowConfig, FollowType, Keeper,
-    KeeperStatus, NewConfig, PitrConfig, PostgresTimelineHistory, StandbySettings,
+    ClusterData, ClusterSpec, DbInitMode, DbLocalState, DbRole, DbStatus, FollowConfig, FollowType, NewConfig,
+    PitrConfig, PostgresTimelineHistory, StandbySettings,
 };
 use stolon_core::keeper::plan::{
     Action, Applied, ConfigSet, KeeperSettings, Observed, Outcome, Plan, PlanInput, db_hba, db_parameters,
@@ -14,88 +14,9 @@ use stolon_core::postgres::AuthMethod;
 use stolon_core::postgres::config::RecoveryMode;
 use stolon_core::time::Timestamp;
 
-const BOOT: &str = "boot-1";
-
-fn settings() -> KeeperSettings {
-    KeeperSettings {
-        uid: "k1".into(),
-        su_user: "su".into(),
-        su_auth: AuthMethod::Md5,
-        su_password: Some("supw".into()),
-        repl_user: "repl".into(),
-        repl_auth: AuthMethod::Md5,
-        repl_password: Some("replpw".into()),
-        listen_address: "10.0.0.1".into(),
-        port: 5432,
-        pg_major: Some(15),
-    }
-}
-
-fn db(uid: &str, keeper: &str, role: DbRole, init: DbInitMode) -> Db {
-    Db {
-        uid: uid.into(),
-        generation: 3,
-        spec: DbSpec {
-            keeper_uid: keeper.into(),
-            max_standbys: 20,
-            additional_wal_senders: 5,
-            init_mode: Some(init),
-            role: Some(role),
-            ..Default::default()
-        },
-        status: DbStatus {
-            listen_address: format!("10.0.0.{}", keeper.len()),
-            port: "5432".into(),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-/// Cluster data with keeper k1 (boot UUID `BOOT`), its DB d1 and a master d0 on k0 when d1 is a standby.
-fn cd_with(d1: Db) -> ClusterData {
-    let mut cd = ClusterData::new_initial("c", ClusterSpec::default(), Timestamp::now());
-    for (k, boot) in [("k1", BOOT), ("k0", "other")] {
-        cd.keepers.insert(
-            k.into(),
-            Keeper {
-                uid: k.into(),
-                status: KeeperStatus { boot_uuid: boot.into(), ..Default::default() },
-                ..Default::default()
-            },
-        );
-    }
-    if d1.spec.role == Some(DbRole::Standby) {
-        let mut d0 = db("d0", "k0", DbRole::Master, DbInitMode::None);
-        d0.status.listen_address = "10.0.0.9".into();
-        d0.status.system_id = "42".into();
-        d0.spec.followers = Some(vec!["d1".into()]);
-        cd.dbs.insert("d0".into(), d0);
-        cd.cluster.status.master = "d0".into();
-        let mut d1 = d1;
-        d1.spec.follow_config =
-            Some(FollowConfig { follow_type: Some(FollowType::Internal), db_uid: "d0".into(), ..Default::default() });
-        cd.dbs.insert(d1.uid.clone(), d1);
-    } else {
-        cd.cluster.status.master = d1.uid.clone();
-        cd.dbs.insert(d1.uid.clone(), d1);
-    }
-    cd
-}
-
-fn local(uid: &str, generation: i64) -> DbLocalState {
-    DbLocalState { uid: uid.into(), generation, initializing: false, init_pg_parameters: None }
-}
-
-fn observed(role: DbRole, running: bool) -> Observed {
-    Observed {
-        initialized: role != DbRole::Undefined,
-        local_role: Some(role),
-        running,
-        system_id: Some("42".into()),
-        in_sync_standbys: None,
-    }
-}
+#[path = "common/keeper_fixtures.rs"]
+mod keeper_fixtures;
+use keeper_fixtures::*;
 
 struct Case {
     s: KeeperSettings,

@@ -4,83 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use stolon_core::cluster::*;
-use stolon_core::duration::GoDuration;
 use stolon_core::sentinel::*;
 use stolon_core::time::Timestamp;
 
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn wall() -> Timestamp {
-    Timestamp::parse("2026-01-01T00:00:00Z").expect("valid timestamp")
-}
-
-fn keeper(uid: &str) -> Keeper {
-    let status = KeeperStatus { healthy: true, last_healthy_time: wall(), ..KeeperStatus::default() };
-    Keeper { uid: uid.into(), generation: 1, status, ..Keeper::default() }
-}
-
-fn db(uid: &str, keeper: &str, master: Option<&str>) -> Db {
-    let (role, follow) = match master {
-        None => (DbRole::Master, None),
-        Some(m) => (
-            DbRole::Standby,
-            Some(FollowConfig { follow_type: Some(FollowType::Internal), db_uid: m.into(), ..FollowConfig::default() }),
-        ),
-    };
-    Db {
-        uid: uid.into(),
-        generation: 1,
-        spec: DbSpec {
-            keeper_uid: keeper.into(),
-            request_timeout: defaults::REQUEST_TIMEOUT,
-            max_standbys: defaults::MAX_STANDBYS,
-            additional_wal_senders: defaults::ADDITIONAL_WAL_SENDERS,
-            init_mode: Some(DbInitMode::None),
-            role: Some(role),
-            follow_config: follow,
-            followers: Some(vec![]),
-            ..DbSpec::default()
-        },
-        status: DbStatus { healthy: true, current_generation: 1, timeline_id: 1, ..DbStatus::default() },
-        ..Db::default()
-    }
-}
-
-fn spec() -> ClusterSpec {
-    ClusterSpec {
-        init_mode: Some(ClusterInitMode::New),
-        max_standbys_per_sender: Some(1),
-        sync_timeout: Some(GoDuration::from_mins(30)),
-        ..ClusterSpec::default()
-    }
-}
-
-/// Phase normal: keeper1..keeperN, db1 master on keeper1, db2.. standbys, proxies routed to db1.
-fn normal(keepers: usize, standbys: usize) -> ClusterData {
-    let mut cd = ClusterData::new_initial("cluster1", spec(), wall());
-    cd.cluster.status.phase = Some(ClusterPhase::Normal);
-    cd.cluster.status.master = "db1".into();
-    for i in 1..=keepers {
-        cd.keepers.insert(format!("keeper{i}"), keeper(&format!("keeper{i}")));
-    }
-    cd.dbs.insert("db1".into(), db("db1", "keeper1", None));
-    for i in 2..=standbys + 1 {
-        cd.dbs.insert(format!("db{i}"), db(&format!("db{i}"), &format!("keeper{i}"), Some("db1")));
-    }
-    cd.proxy.generation = 1;
-    cd.proxy.spec.master_db_uid = "db1".into();
-    cd
-}
-
-fn sick(cd: &mut ClusterData, keeper_uid: &str) {
-    cd.keepers.get_mut(keeper_uid).expect("keeper").status.healthy = false;
-    for db in cd.dbs.values_mut().filter(|d| d.spec.keeper_uid == keeper_uid) {
-        db.status.healthy = false;
-    }
-}
+#[path = "common/sentinel_fixtures.rs"]
+mod sentinel_fixtures;
+use sentinel_fixtures::*;
 
 /// Runs the decision (convergence timers aged by 1000 hours, `db<N+1>` UIDs) and returns the messages it
 /// logged, one `LEVEL message` per line (target and fields removed).
@@ -128,8 +59,8 @@ fn no_proxies() -> BTreeMap<String, ProxyInfo> {
 
 #[test]
 fn initialization() {
-    let mut cd = ClusterData::new_initial("cluster1", spec(), wall());
-    cd.keepers.insert("keeper1".into(), keeper("keeper1"));
+    let mut cd = ClusterData::new_initial("cluster1", base_spec(), wall());
+    cd.keepers.insert("keeper1".into(), keeper("keeper1", true));
     assert_eq!(logged(&cd, &no_proxies()), ["INFO trying to find initial master", "INFO initializing cluster"]);
     let mut initial = db("db1", "keeper1", None);
     initial.spec.init_mode = Some(DbInitMode::New);
@@ -155,7 +86,7 @@ fn initialization() {
 #[test]
 fn failover() {
     let mut cd = normal(2, 1);
-    sick(&mut cd, "keeper1");
+    sick_keeper(&mut cd, "keeper1");
     assert_eq!(
         logged(&cd, &no_proxies()),
         [
@@ -164,7 +95,7 @@ fn failover() {
             "INFO electing db as the new master"
         ]
     );
-    sick(&mut cd, "keeper2");
+    sick_keeper(&mut cd, "keeper2");
     assert_eq!(
         logged(&cd, &no_proxies()),
         [
@@ -183,7 +114,7 @@ fn synchronous_elections_that_cannot_happen() {
     m.spec.synchronous_replication = true;
     m.spec.synchronous_standbys = Some(vec!["db2".into()]);
     m.status.synchronous_standbys = Some(vec![]);
-    sick(&mut cd, "keeper1");
+    sick_keeper(&mut cd, "keeper1");
     let lines = logged(&cd, &no_proxies());
     assert_eq!(
         lines[2..],
@@ -195,7 +126,7 @@ fn synchronous_elections_that_cannot_happen() {
     );
     let m = cd.dbs.get_mut("db1").expect("db1");
     m.status.synchronous_standbys = Some(vec!["db2".into()]);
-    sick(&mut cd, "keeper2");
+    sick_keeper(&mut cd, "keeper2");
     let lines = logged(&cd, &no_proxies());
     assert_eq!(
         lines[2..],
@@ -211,7 +142,7 @@ fn synchronous_elections_that_cannot_happen() {
 fn standbys_and_dead_keepers() {
     let mut cd = normal(2, 0);
     assert_eq!(logged(&cd, &no_proxies()), ["INFO added new standby db"]);
-    cd.keepers.insert("keeper3".into(), Keeper { uid: "keeper3".into(), ..keeper("keeper3") });
+    cd.keepers.insert("keeper3".into(), Keeper { uid: "keeper3".into(), ..keeper("keeper3", true) });
     let k3 = cd.keepers.get_mut("keeper3").expect("keeper3");
     k3.status.healthy = false;
     k3.status.last_healthy_time = Timestamp::parse("2025-01-01T00:00:00Z").expect("timestamp");
@@ -229,7 +160,7 @@ fn standbys_and_dead_keepers() {
     // Two good standbys with maxStandbysPerSender 1: the excess one goes; a failed one goes first.
     let mut cd = normal(3, 2);
     assert_eq!(logged(&cd, &no_proxies()), ["INFO removing good standby in excess"]);
-    sick(&mut cd, "keeper3");
+    sick_keeper(&mut cd, "keeper3");
     assert_eq!(logged(&cd, &no_proxies()), ["INFO removing non good standby"]);
     let mut cd = normal(2, 1);
     cd.dbs.get_mut("db2").expect("db2").status.system_id = "other".into();
@@ -244,7 +175,7 @@ fn synchronous_standbys_and_proxies() {
     cd.cluster.spec.min_synchronous_standbys = Some(1);
     cd.cluster.spec.max_synchronous_standbys = Some(1);
     assert_eq!(logged(&cd, &no_proxies()), ["INFO synchronousStandbys changed"]);
-    sick(&mut cd, "keeper2");
+    sick_keeper(&mut cd, "keeper2");
     let m = cd.dbs.get_mut("db1").expect("db1");
     m.spec.synchronous_replication = true;
     m.spec.synchronous_standbys = Some(vec!["db2".into()]);

@@ -72,28 +72,20 @@ pub fn pass_events(input: &PlanInput<'_>, plan: &Plan) -> Vec<&'static str> {
     }
     let before_parameters = running.map(|c| &c.parameters).or(input.applied.parameters.as_ref());
     let before_hba = running.map(|c| &c.hba).or(input.applied.hba.as_ref());
-    match reloaded {
-        Some(new) => {
-            let names = |p: Option<&crate::cluster::PgParameters>| {
-                p.and_then(|p| p.get("synchronous_standby_names").cloned()).unwrap_or_default()
-            };
-            if names(before_parameters) != names(Some(&new.parameters)) {
-                out.push(m::SYNC_STANDBY_NAMES_CHANGED);
-            }
-            let params_changed = before_parameters != Some(&new.parameters);
-            out.push(if params_changed { m::PARAMETERS_CHANGED } else { m::PARAMETERS_NOT_CHANGED });
-            if restricted && plan.target_role == Some(DbRole::Master) {
-                out.push(m::CLIENTS_BLOCKED_UNTIL_SYNCED);
-            }
-            out.push(if before_hba != Some(&new.hba) { m::HBA_CHANGED } else { m::HBA_NOT_CHANGED });
-        }
-        None => {
-            out.push(m::PARAMETERS_NOT_CHANGED);
-            if restricted && plan.target_role == Some(DbRole::Master) {
-                out.push(m::CLIENTS_BLOCKED_UNTIL_SYNCED);
-            }
-            out.push(m::HBA_NOT_CHANGED);
+    if let Some(new) = reloaded {
+        let names = |p: Option<&crate::cluster::PgParameters>| {
+            p.and_then(|p| p.get("synchronous_standby_names").cloned()).unwrap_or_default()
+        };
+        if names(before_parameters) != names(Some(&new.parameters)) {
+            out.push(m::SYNC_STANDBY_NAMES_CHANGED);
         }
     }
+    let params_changed = reloaded.is_some_and(|new| before_parameters != Some(&new.parameters));
+    out.push(if params_changed { m::PARAMETERS_CHANGED } else { m::PARAMETERS_NOT_CHANGED });
+    if restricted && plan.target_role == Some(DbRole::Master) {
+        out.push(m::CLIENTS_BLOCKED_UNTIL_SYNCED);
+    }
+    let hba_changed = reloaded.is_some_and(|new| before_hba != Some(&new.hba));
+    out.push(if hba_changed { m::HBA_CHANGED } else { m::HBA_NOT_CHANGED });
     out
 }

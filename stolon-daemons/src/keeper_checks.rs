@@ -19,52 +19,55 @@ pub enum User {
     Replication,
 }
 
+impl User {
+    /// `superuser` for the superuser, `replication` for the replication user.
+    fn pick<T>(self, superuser: T, replication: T) -> T {
+        match self {
+            User::Superuser => superuser,
+            User::Replication => replication,
+        }
+    }
+}
+
 /// Parses `--pg-repl-auth-method` / `--pg-su-auth-method`.
 pub fn auth_method(user: User, value: &str) -> Result<AuthMethod, String> {
-    value.parse().map_err(|_| {
-        match user {
-            User::Superuser => m::SU_AUTH_METHOD_INVALID,
-            User::Replication => m::REPL_AUTH_METHOD_INVALID,
-        }
-        .to_string()
-    })
+    value.parse().map_err(|_| user.pick(m::SU_AUTH_METHOD_INVALID, m::REPL_AUTH_METHOD_INVALID).to_string())
 }
 
 /// The password of `user` from `--pg-<user>-password` (`value`) or `--pg-<user>-passwordfile` (`file`):
 /// exactly one of them unless the auth method is trust (then neither, and a warning); trailing CR/LF removed
 /// (with a warning); a file readable by others than its owner gets a warning.
 pub fn password(user: User, auth: AuthMethod, value: &str, file: &str) -> Result<Option<String>, String> {
-    let su = user == User::Superuser;
+    let words = |superuser: &str, replication: &str| user.pick(superuser, replication).to_string();
     if auth == AuthMethod::Trust {
-        tracing::warn!("{}", if su { m::SU_TRUST_DANGEROUS } else { m::REPL_TRUST_DANGEROUS });
+        tracing::warn!("{}", user.pick(m::SU_TRUST_DANGEROUS, m::REPL_TRUST_DANGEROUS));
         if !value.is_empty() || !file.is_empty() {
-            return Err(if su { m::SU_TRUST_WITH_PASSWORD } else { m::REPL_TRUST_WITH_PASSWORD }.to_string());
+            return Err(words(m::SU_TRUST_WITH_PASSWORD, m::REPL_TRUST_WITH_PASSWORD));
         }
         return Ok(None);
     }
     let raw = match (value.is_empty(), file.is_empty()) {
-        (true, true) => return Err(if su { m::SU_PASSWORD_REQUIRED } else { m::REPL_PASSWORD_REQUIRED }.to_string()),
-        (false, false) => return Err(if su { m::SU_PASSWORD_TWICE } else { m::REPL_PASSWORD_TWICE }.to_string()),
+        (true, true) => return Err(words(m::SU_PASSWORD_REQUIRED, m::REPL_PASSWORD_REQUIRED)),
+        (false, false) => return Err(words(m::SU_PASSWORD_TWICE, m::REPL_PASSWORD_TWICE)),
         (false, true) => value.to_string(),
-        (true, false) => read_password_file(su, file)?,
+        (true, false) => read_password_file(user, file)?,
     };
     let trimmed = raw.trim_end_matches(['\r', '\n']);
     if trimmed.len() != raw.len() {
-        tracing::warn!("{}", if su { m::SU_PASSWORD_TRAILING_NEWLINE } else { m::REPL_PASSWORD_TRAILING_NEWLINE });
+        tracing::warn!("{}", user.pick(m::SU_PASSWORD_TRAILING_NEWLINE, m::REPL_PASSWORD_TRAILING_NEWLINE));
         if trimmed.is_empty() {
-            return Err(
-                if su { m::SU_PASSWORD_EMPTY_AFTER_TRIM } else { m::REPL_PASSWORD_EMPTY_AFTER_TRIM }.to_string()
-            );
+            return Err(words(m::SU_PASSWORD_EMPTY_AFTER_TRIM, m::REPL_PASSWORD_EMPTY_AFTER_TRIM));
         }
     }
     if trimmed.is_empty() {
         // stolon accepted an empty password file; an empty password is never what was meant.
-        return Err(format!("the {} password in {file} is empty", if su { "superuser" } else { "replication user" }));
+        return Err(format!("the {} password in {file} is empty", user.pick("superuser", "replication user")));
     }
     Ok(Some(trimmed.to_string()))
 }
 
-fn read_password_file(su: bool, file: &str) -> Result<String, String> {
+fn read_password_file(user: User, file: &str) -> Result<String, String> {
+    let su = user == User::Superuser;
     let path = Path::new(file);
     let meta = std::fs::metadata(path).map_err(|e| m::cannot_read_password(su, file, &e))?;
     if meta.permissions().mode() & 0o7177 != 0 {

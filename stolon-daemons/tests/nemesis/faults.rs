@@ -110,7 +110,6 @@ enum Undo {
 /// A fault in force.
 #[derive(Debug, Clone)]
 pub struct Active {
-    pub kind: Kind,
     /// What it did, e.g. "isolated t0keeper1".
     pub description: String,
     undo: Undo,
@@ -216,7 +215,7 @@ pub async fn apply(t: &mut Topology, p: &Planned, client: &str) -> R<Active> {
             (format!("kill -9 {node}"), Undo::Restart(c))
         }
     };
-    Ok(Active { kind: p.kind, description, undo })
+    Ok(Active { description, undo })
 }
 
 /// Heals `a`.

@@ -1,7 +1,6 @@
 //! The nemesis (issue 17): a stolon-rs cluster whose every component runs in its own network namespace,
 //! a workload through the proxies, faults drawn from a seed (real partitions, one-way cuts, packet loss, slow
 //! links, kills, pauses), and checkers that judge the recorded history.
-#![allow(dead_code)]
 
 pub mod checkers;
 pub mod faults;

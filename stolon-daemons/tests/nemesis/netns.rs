@@ -184,11 +184,6 @@ impl Net {
         self.nodes.iter().find(|n| n.name == name).with_context(|| format!("no node {name}"))
     }
 
-    /// Every node.
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
-    }
-
     /// Moves the calling thread into node `name`'s namespace. Threads spawned afterwards inherit it: call it
     /// before starting the async runtime to make the whole test process a client on the bridge.
     pub fn enter(&self, name: &str) -> R<()> {

@@ -41,9 +41,3 @@ impl Rng {
         }
     }
 }
-
-/// A seed from the clock, for runs that were not given one.
-pub fn fresh_seed() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Rng::new(now.as_nanos() as u64 ^ u64::from(std::process::id())).next_u64() % 1_000_000_000
-}

@@ -79,8 +79,6 @@ pub enum Component {
 /// The cluster in its namespaces. Dropping it kills every process and removes the namespaces of its nodes.
 pub struct Topology {
     net: Arc<Mutex<Net>>,
-    /// Prefix of this topology's node names (so that several can share the bridge one after another).
-    prefix: String,
     /// The cluster name.
     pub cluster: String,
     /// Node names: etcd members, keepers, sentinels, proxies.
@@ -128,7 +126,6 @@ impl Topology {
         config.timeout = STORE_TIMEOUT;
         let mut t = Topology {
             net,
-            prefix: prefix.to_string(),
             cluster,
             etcd,
             keepers,
@@ -313,11 +310,6 @@ impl Topology {
         self.procs.iter_mut().find(|(k, _)| *k == c).map(|(_, p)| p).with_context(|| format!("no process {c:?}"))
     }
 
-    /// Every log file, by node name.
-    pub fn logs(&self) -> Vec<(String, PathBuf)> {
-        self.procs.iter().map(|(_, p)| (p.name().to_string(), p.log_path().to_path_buf())).collect()
-    }
-
     fn pgdata(&self, keeper: usize) -> PathBuf {
         self.dir.path().join(format!("keeper{keeper}")).join("postgres")
     }
@@ -410,11 +402,6 @@ impl Topology {
     /// A superuser connection straight to keeper `i`'s PostgreSQL.
     pub async fn connect_keeper(&self, i: usize) -> R<Client> {
         sql::connect_at(&self.ip(&self.keepers[i])?, pg_port(i), sql::SU, sql::SU_PASSWORD).await
-    }
-
-    /// The prefix of this topology's node names.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
     }
 }
 

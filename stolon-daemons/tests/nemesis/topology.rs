@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use stolon_conformance::servers::postgres_bin_dir;
 use stolon_core::cluster::{ClusterData, ClusterPhase};
 use stolon_core::stolon_store::{Endpoint, StoreBackend, StoreConfig};
 use stolon_core::store::ClusterStore;
@@ -15,13 +14,10 @@ use tokio_postgres::Client;
 
 use super::R;
 use super::netns::Net;
-use crate::harness::keeper::postmaster_pid;
+use crate::harness::cluster::{KEEPER_BIN, PROXY_BIN, RUST_LOG, SENTINEL_BIN};
+use crate::harness::keeper::{keeper_flags, postmaster_pid};
 use crate::harness::process::{Process, alive, send_signal};
 use crate::harness::sql;
-
-const KEEPER_BIN: &str = env!("CARGO_BIN_EXE_stolon-keeper");
-const SENTINEL_BIN: &str = env!("CARGO_BIN_EXE_stolon-sentinel");
-const PROXY_BIN: &str = env!("CARGO_BIN_EXE_stolon-proxy");
 
 /// The daemon `name` (`stolon-keeper`...): from `NEMESIS_BIN_DIR` when set (a long run started from copies
 /// of the binaries is not disturbed by later builds), else the one cargo built with this test.
@@ -31,8 +27,6 @@ fn daemon(name: &str, built: &str) -> String {
         None => built.to_string(),
     }
 }
-const RUST_LOG: &str = "debug,tokio_postgres=info,h2=info,tower=info,hyper=info,hyper_util=info,tonic=info,\
-                        rustls=info,reqwest=info";
 
 /// PostgreSQL's port on keeper node 0 is `NEMESIS_PG_PORT`, or derived from the process id so that two runs
 /// at once differ; keeper `i` uses the next ones (the namespaces share the file system: equal ports would
@@ -183,35 +177,8 @@ impl Topology {
         let uid = format!("keeper{i}");
         let ip = self.ip(&self.keepers[i])?;
         let mut args = store_flags.to_vec();
-        args.extend(
-            [
-                "--uid",
-                &uid,
-                "--data-dir",
-                &self.dir.path().join(&uid).to_string_lossy(),
-                "--pg-listen-address",
-                &ip,
-                "--pg-port",
-                &pg_port(i).to_string(),
-                "--api-listen-address",
-                &format!("{ip}:{API_PORT}"),
-                "--pg-bin-path",
-                &postgres_bin_dir()?.to_string_lossy(),
-                "--pg-os-user",
-                "postgres",
-                "--pg-su-username",
-                sql::SU,
-                "--pg-su-password",
-                sql::SU_PASSWORD,
-                "--pg-repl-username",
-                sql::REPL,
-                "--pg-repl-password",
-                sql::REPL_PASSWORD,
-                "--log-level",
-                "debug",
-            ]
-            .map(String::from),
-        );
+        args.extend(keeper_flags(&uid, &self.dir.path().join(&uid), &ip, pg_port(i))?);
+        args.extend(["--api-listen-address".to_string(), format!("{ip}:{API_PORT}")]);
         args.extend(extra.iter().map(|s| s.to_string()));
         Ok(args)
     }

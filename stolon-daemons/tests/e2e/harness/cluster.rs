@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use stolon_conformance::servers::{free_port, postgres_bin_dir};
+use stolon_conformance::servers::free_port;
 use stolon_core::cluster::{ClusterData, ClusterPhase};
 use stolon_core::store::ClusterStore;
 use tokio_postgres::Client;
 
 use super::R;
-use super::keeper::Keeper;
+use super::keeper::{Keeper, keeper_flags};
 use super::process::Process;
 use super::scenario::Env;
 use super::sql;
@@ -24,11 +24,13 @@ use super::wait::wait_for;
 /// The default bound of the waits (a loaded 2-core machine is slow at initdb and base backups).
 pub const WAIT: Duration = Duration::from_secs(90);
 
-const KEEPER_BIN: &str = env!("CARGO_BIN_EXE_stolon-keeper");
-const SENTINEL_BIN: &str = env!("CARGO_BIN_EXE_stolon-sentinel");
-const PROXY_BIN: &str = env!("CARGO_BIN_EXE_stolon-proxy");
+/// The daemons cargo built with the tests.
+pub const KEEPER_BIN: &str = env!("CARGO_BIN_EXE_stolon-keeper");
+pub const SENTINEL_BIN: &str = env!("CARGO_BIN_EXE_stolon-sentinel");
+pub const PROXY_BIN: &str = env!("CARGO_BIN_EXE_stolon-proxy");
 const STOLONCTL_BIN: &str = env!("CARGO_BIN_EXE_stolonctl");
-const RUST_LOG: &str = "debug,tokio_postgres=info,h2=info,tower=info,hyper=info,hyper_util=info,tonic=info,kube=info,\
+/// The daemons' `RUST_LOG`.
+pub const RUST_LOG: &str = "debug,tokio_postgres=info,h2=info,tower=info,hyper=info,hyper_util=info,tonic=info,kube=info,\
                         rustls=info,reqwest=info";
 
 /// A proxy of the cluster.
@@ -143,33 +145,7 @@ impl TestCluster {
         let data_dir = self.dir.path().join(&uid);
         let pg_port = free_port();
         let mut args = self.store.flags(&self.name);
-        args.extend(
-            [
-                "--uid",
-                &uid,
-                "--data-dir",
-                &data_dir.to_string_lossy(),
-                "--pg-listen-address",
-                "127.0.0.1",
-                "--pg-port",
-                &pg_port.to_string(),
-                "--pg-bin-path",
-                &postgres_bin_dir()?.to_string_lossy(),
-                "--pg-os-user",
-                "postgres",
-                "--pg-su-username",
-                sql::SU,
-                "--pg-su-password",
-                sql::SU_PASSWORD,
-                "--pg-repl-username",
-                sql::REPL,
-                "--pg-repl-password",
-                sql::REPL_PASSWORD,
-                "--log-level",
-                "debug",
-            ]
-            .map(String::from),
-        );
+        args.extend(keeper_flags(&uid, &data_dir, "127.0.0.1", pg_port)?);
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = self.process(&uid, "stolon-keeper", KEEPER_BIN, args).await?;
         self.keepers.insert(

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use stolon_conformance::servers::postgres_bin_dir;
 use tokio_postgres::Client;
 
 use super::R;
@@ -142,6 +143,37 @@ impl Drop for Keeper {
             }
         }
     }
+}
+
+/// The flags every test keeper `uid` runs with: its data directory, PostgreSQL's address and port, the
+/// PostgreSQL binaries and the harness's users (the store flags and any extra flags come on top).
+pub fn keeper_flags(uid: &str, data_dir: &Path, pg_listen_address: &str, pg_port: u16) -> R<Vec<String>> {
+    Ok([
+        "--uid",
+        uid,
+        "--data-dir",
+        &data_dir.to_string_lossy(),
+        "--pg-listen-address",
+        pg_listen_address,
+        "--pg-port",
+        &pg_port.to_string(),
+        "--pg-bin-path",
+        &postgres_bin_dir()?.to_string_lossy(),
+        "--pg-os-user",
+        "postgres",
+        "--pg-su-username",
+        sql::SU,
+        "--pg-su-password",
+        sql::SU_PASSWORD,
+        "--pg-repl-username",
+        sql::REPL,
+        "--pg-repl-password",
+        sql::REPL_PASSWORD,
+        "--log-level",
+        "debug",
+    ]
+    .map(String::from)
+    .to_vec())
 }
 
 /// The pid on the first line of `<pgdata>/postmaster.pid`.

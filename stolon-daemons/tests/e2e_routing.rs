@@ -45,16 +45,11 @@ async fn settled(c: &TestCluster) -> R<(String, Vec<String>)> {
         let cd = c.cd().await?;
         let Some(master) = harness::master_keeper(&cd) else { return Ok(None) };
         let master_db = cd.master_db().context("master DB")?.uid.clone();
-        let converged = |uid: &str| {
-            cd.db_of_keeper(uid).is_some_and(|db| {
-                db.status.healthy && db.status.current_generation >= 1 && db.status.current_generation == db.generation
-            })
-        };
         let follows = |uid: &str| {
             cd.db_of_keeper(uid).and_then(|db| db.spec.follow_config.as_ref()).is_some_and(|f| f.db_uid == master_db)
         };
         let standbys = c.others(&master);
-        if !converged(&master) || !standbys.iter().all(|s| converged(s) && follows(s)) {
+        if !harness::db_ready(&cd, &master) || !standbys.iter().all(|s| harness::db_ready(&cd, s) && follows(s)) {
             return Ok(None);
         }
         if c.keeper_ref(&master)?.in_recovery().await? {

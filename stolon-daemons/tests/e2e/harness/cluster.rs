@@ -292,12 +292,7 @@ impl TestCluster {
     /// Waits until keeper `uid` has a healthy DB that converged to its spec (`currentGeneration` ≥ 1 and
     /// equal to the DB's generation).
     pub async fn wait_db_ready(&self, uid: &str, limit: Duration) -> R<()> {
-        self.wait_cd(&format!("{uid}'s DB healthy and converged"), limit, |cd| {
-            cd.db_of_keeper(uid).is_some_and(|db| {
-                db.status.healthy && db.status.current_generation >= 1 && db.status.current_generation == db.generation
-            })
-        })
-        .await?;
+        self.wait_cd(&format!("{uid}'s DB healthy and converged"), limit, |cd| db_ready(cd, uid)).await?;
         Ok(())
     }
 
@@ -389,6 +384,14 @@ impl TestCluster {
 /// The keeper uid of the master DB in `cd`.
 pub fn master_keeper(cd: &ClusterData) -> Option<String> {
     cd.master_db().map(|db| db.spec.keeper_uid.clone())
+}
+
+/// Whether keeper `uid` has a healthy DB in `cd` that converged to its spec (`currentGeneration` ≥ 1 and
+/// equal to the DB's generation).
+pub fn db_ready(cd: &ClusterData, uid: &str) -> bool {
+    cd.db_of_keeper(uid).is_some_and(|db| {
+        db.status.healthy && db.status.current_generation >= 1 && db.status.current_generation == db.generation
+    })
 }
 
 /// One line describing the cluster data, for timeout messages.

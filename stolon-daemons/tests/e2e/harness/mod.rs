@@ -22,7 +22,7 @@ pub mod writes;
 /// Results of the harness and the scenarios.
 pub type R<T> = anyhow::Result<T>;
 
-pub use cluster::{Proxy, TestCluster, WAIT, master_keeper, summary};
+pub use cluster::{Proxy, TestCluster, WAIT, db_ready, master_keeper, summary};
 pub use never::never;
 pub use scenario::{Env, Scenario, Tier};
 pub use spec::{Variant, base_spec, ha_spec, merged};

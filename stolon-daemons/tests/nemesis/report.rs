@@ -112,8 +112,9 @@ impl Summary {
         let by_kind = by_kind
             .into_iter()
             .map(|(k, rs)| {
-                let (writes_mean_s, writes_max_s) = stats(&rs, |r| r.writes_ms.map(|w| w - r.healed_ms.min(w)));
-                let (healthy_mean_s, healthy_max_s) = stats(&rs, |r| r.healthy_ms.map(|w| w - r.healed_ms.min(w)));
+                let (writes_mean_s, writes_max_s) = stats(&rs, |r| r.writes_ms.map(|w| w.saturating_sub(r.healed_ms)));
+                let (healthy_mean_s, healthy_max_s) =
+                    stats(&rs, |r| r.healthy_ms.map(|h| h.saturating_sub(r.healed_ms)));
                 (k, KindStats { count: rs.len(), writes_mean_s, writes_max_s, healthy_mean_s, healthy_max_s })
             })
             .collect();

@@ -43,15 +43,7 @@ pub fn parse_control_data(out: &str) -> PgResult<ControlData> {
 pub async fn control_data(pg: &PgProcess) -> PgResult<ControlData> {
     let mut cmd = pg.command("pg_controldata");
     cmd.arg("-D").arg(pg.pgdata()).env("LC_ALL", "C");
-    let out = cmd.output().await.map_err(|source| PgError::Spawn { program: pg.program("pg_controldata"), source })?;
-    if !out.status.success() {
-        return Err(PgError::Command {
-            program: "pg_controldata".into(),
-            status: out.status.to_string(),
-            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    parse_control_data(&String::from_utf8_lossy(&out.stdout))
+    parse_control_data(&pg.run_quiet("pg_controldata", cmd).await?)
 }
 
 #[cfg(test)]

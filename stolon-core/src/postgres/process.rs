@@ -153,6 +153,20 @@ impl PgProcess {
         }
     }
 
+    /// Runs `cmd` to completion without forwarding its output to the logs (for queries run every few
+    /// seconds); returns its standard output, and a non-zero exit is an error with its standard error.
+    pub async fn run_quiet(&self, name: &str, mut cmd: Command) -> PgResult<String> {
+        let out = cmd.output().await.map_err(|source| PgError::Spawn { program: self.program(name), source })?;
+        if !out.status.success() {
+            return Err(PgError::Command {
+                program: name.to_string(),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs `cmd`, returning its exit status and the tail of its output.
     async fn run_status(&self, name: &str, cmd: &mut Command) -> PgResult<(ExitStatus, String)> {
         let mut child = cmd.spawn().map_err(|source| PgError::Spawn { program: self.program(name), source })?;

@@ -80,21 +80,8 @@ pub async fn identify_system_at(
         Some(p) => cmd.env("PGPASSWORD", p),
         None => cmd.env_remove("PGPASSWORD"),
     };
-    let out = run_quiet(pg, cmd).await?;
+    let out = pg.run_quiet("psql", cmd).await?;
     parse_identify_system(&out)
-}
-
-/// Runs a query program without forwarding its output to the logs (it runs every few seconds).
-async fn run_quiet(pg: &PgProcess, mut cmd: tokio::process::Command) -> PgResult<String> {
-    let out = cmd.output().await.map_err(|source| PgError::Spawn { program: pg.program("psql"), source })?;
-    if !out.status.success() {
-        return Err(PgError::Command {
-            program: "psql".into(),
-            status: out.status.to_string(),
-            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Parses a timeline history file (`<tli>\t<lsn>\t<reason>` lines; comments and blanks skipped).

@@ -32,6 +32,19 @@ pub(crate) enum Status {
     Converging,
 }
 
+/// Why a DB's status is not [`Status::Good`]: the detail [`Judge::status`] sums up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotGood {
+    /// Its keeper is unhealthy.
+    KeeperUnhealthy,
+    /// Its keeper did not reach its current generation within the convergence timeout.
+    ConvergenceFailed,
+    /// Still converging within its timeout.
+    Converging,
+    /// Converged but reported unhealthy.
+    DbUnhealthy,
+}
+
 /// What one pass needs to judge DBs: the timers and the time.
 #[derive(Clone, Copy)]
 pub(crate) struct Judge<'a> {
@@ -73,7 +86,7 @@ pub(crate) fn validity(cd: &ClusterData, db: &Db) -> Validity {
 impl Judge<'_> {
     /// The convergence timeout that applies to `db`: `syncTimeout` for a resyncing standby still at its
     /// first generation, else `convergenceTimeout`.
-    pub(crate) fn convergence_timeout(cd: &ClusterData, db: &Db) -> Duration {
+    fn convergence_timeout(cd: &ClusterData, db: &Db) -> Duration {
         let spec = &cd.cluster.spec;
         if db.generation == INITIAL_GENERATION && db.spec.init_mode == Some(DbInitMode::Resync) {
             spec.sync_timeout()
@@ -87,16 +100,25 @@ impl Judge<'_> {
         self.hist.convergence(db, timeout, self.now)
     }
 
-    /// The status of `db` (reference §4.2 "DB status classification").
-    pub(crate) fn status(&self, cd: &ClusterData, db: &Db) -> Status {
+    /// Why `db`'s status is not good (`None`: good).
+    pub(crate) fn not_good(&self, cd: &ClusterData, db: &Db) -> Option<NotGood> {
         if !cd.keepers.get(&db.spec.keeper_uid).is_some_and(|k| k.status.healthy) {
-            return Status::Failed;
+            return Some(NotGood::KeeperUnhealthy);
         }
         match self.convergence(db, Self::convergence_timeout(cd, db)) {
-            Convergence::Failed => Status::Failed,
-            Convergence::Converging => Status::Converging,
-            Convergence::Converged if !db.status.healthy => Status::Failed,
-            Convergence::Converged => Status::Good,
+            Convergence::Failed => Some(NotGood::ConvergenceFailed),
+            Convergence::Converging => Some(NotGood::Converging),
+            Convergence::Converged if !db.status.healthy => Some(NotGood::DbUnhealthy),
+            Convergence::Converged => None,
+        }
+    }
+
+    /// The status of `db` (reference §4.2 "DB status classification").
+    pub(crate) fn status(&self, cd: &ClusterData, db: &Db) -> Status {
+        match self.not_good(cd, db) {
+            None => Status::Good,
+            Some(NotGood::Converging) => Status::Converging,
+            Some(NotGood::KeeperUnhealthy | NotGood::ConvergenceFailed | NotGood::DbUnhealthy) => Status::Failed,
         }
     }
 

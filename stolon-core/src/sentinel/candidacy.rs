@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::assess::{Judge, Validity, validity};
+use super::assess::{Judge, NotGood, Validity, validity};
 use super::election::{master_ok, sync_election};
-use super::health::Convergence;
 use super::model_ext::{db_kind, intersection, keeper_can_be_master, keeper_of};
 use crate::cluster::{ClusterData, Db};
 
@@ -149,17 +148,14 @@ fn reasons(cd: &ClusterData, master: &Db, db: &Db, judge: Judge<'_>, lag_filter:
     out
 }
 
-/// Why `db`'s status is not good (the explanation of [`Judge::status`] returning anything but good).
+/// Why `db`'s status is not good ([`Judge::not_good`]), as a rejection.
 fn status_rejection(cd: &ClusterData, db: &Db, judge: Judge<'_>) -> Option<Rejection> {
-    if !cd.keepers.get(&db.spec.keeper_uid).is_some_and(|k| k.status.healthy) {
-        return Some(Rejection::KeeperUnhealthy);
-    }
-    match judge.convergence(db, Judge::convergence_timeout(cd, db)) {
-        Convergence::Failed => Some(Rejection::ConvergenceFailed),
-        Convergence::Converging => Some(Rejection::Converging),
-        Convergence::Converged if !db.status.healthy => Some(Rejection::DbUnhealthy),
-        Convergence::Converged => None,
-    }
+    judge.not_good(cd, db).map(|why| match why {
+        NotGood::KeeperUnhealthy => Rejection::KeeperUnhealthy,
+        NotGood::ConvergenceFailed => Rejection::ConvergenceFailed,
+        NotGood::Converging => Rejection::Converging,
+        NotGood::DbUnhealthy => Rejection::DbUnhealthy,
+    })
 }
 
 /// The reasons of an election after the failure of the master of `cd`, for every other DB (an empty list:

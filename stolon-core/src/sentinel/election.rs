@@ -37,14 +37,10 @@ pub(crate) fn most_advanced_first(cd: &ClusterData, uids: &mut [String]) {
 /// Good, valid standby-type DBs on the master's timeline (and system), most advanced first; with
 /// `lag_filter` only those within `maxStandbyLag`.
 pub(crate) fn best_standbys(cd: &ClusterData, master: &Db, judge: Judge<'_>, lag_filter: bool) -> Vec<String> {
-    eligible(cd, master, judge, lag_filter, DbKind::Standby)
-}
-
-fn eligible(cd: &ClusterData, master: &Db, judge: Judge<'_>, lag_filter: bool, kind: DbKind) -> Vec<String> {
     let mut out: Vec<String> = cd
         .dbs
         .values()
-        .filter(|db| db.uid != master.uid && db_kind(db) == Some(kind))
+        .filter(|db| db.uid != master.uid && db_kind(db) == Some(DbKind::Standby))
         .filter(|db| validity(cd, db) == Validity::Valid && judge.status(cd, db) == Status::Good)
         .filter(|db| db.status.timeline_id == master.status.timeline_id)
         .filter(|db| db.status.system_id == master.status.system_id || master.status.system_id.is_empty())

@@ -367,7 +367,6 @@ fn info_signature(infos: &BTreeMap<String, KeeperInfo>) -> BTreeMap<String, Stri
     infos.iter().map(|(uid, ki)| (uid.clone(), ki.info_uid.clone())).collect()
 }
 
-/// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.
 /// Logs, once per change, why each DB can or cannot replace the failed master; forgets what it logged
 /// once no election is under way.
 fn log_rejections(
@@ -391,6 +390,7 @@ fn log_rejections(
     *logged = election.clone();
 }
 
+/// Logs the decisions that matter (master, phase, DBs, proxy routing) at info level.
 fn log_changes(old: &ClusterData, new: &ClusterData) {
     if old.cluster.status.master != new.cluster.status.master {
         tracing::info!(from = %old.cluster.status.master, to = %new.cluster.status.master, "master changed");

@@ -6,9 +6,9 @@ use stolon_core::cluster::{
     ClusterData, ClusterSpec, DbInitMode, DbLocalState, DbRole, DbStatus, FollowConfig, FollowType, NewConfig,
     PitrConfig, PostgresTimelineHistory, StandbySettings,
 };
+use stolon_core::keeper::db_config::{db_hba, db_parameters, slot_changes, standby_recovery};
 use stolon_core::keeper::plan::{
-    Action, Applied, ConfigSet, KeeperSettings, Observed, Outcome, Plan, PlanInput, db_hba, db_parameters,
-    different_timeline_branch, plan, slot_changes, standby_recovery,
+    Action, Applied, ConfigSet, KeeperSettings, Observed, Outcome, Plan, PlanInput, different_timeline_branch, plan,
 };
 use stolon_core::postgres::AuthMethod;
 use stolon_core::postgres::config::RecoveryMode;

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use super::db_config::slot_changes;
 use super::divergence::{Divergence, WalPoint, divergence};
 use super::messages;
 use super::metrics::KeeperMetrics;
-use super::plan::{
-    Action, Applied, ConfigSet, KeeperSettings, Plan, ResyncPlan, different_timeline_branch, slot_changes,
-};
+use super::plan::{Action, Applied, ConfigSet, KeeperSettings, Plan, ResyncPlan, different_timeline_branch};
 use super::state::StateFiles;
 use crate::cluster::{ClusterData, DbLocalState};
 use crate::postgres::config::{ConfTarget, RECOVERY_SIGNAL, neutralise_auto_conf, write_config_files};

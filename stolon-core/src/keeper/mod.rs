@@ -1,10 +1,12 @@
-//! The keeper: the pure plan from assigned DB spec and observed instance to actions ([`plan`]), its execution
-//! ([`execute`]), the check that rewound data can follow its source ([`divergence`]), the same-major guard on followed masters ([`major`]), local state files ([`state`]), the
-//! published KeeperInfo ([`report`]), gauges ([`metrics`]) and the loops ([`run`]); its HTTP API ([`api`])
-//! and its role label ([`labels`]); its log messages in stolon's words ([`messages`]) and the events of a pass
-//! derived from its plan ([`events`]).
+//! The keeper: the pure plan from assigned DB spec and observed instance to actions ([`plan`]) and what the
+//! DB spec means for the local instance ([`db_config`]: parameters, pg_hba, recovery, slots), its execution
+//! ([`execute`]), the check that rewound data can follow its source ([`divergence`]), the same-major guard on
+//! followed masters ([`major`]), local state files ([`state`]), the published KeeperInfo ([`report`]), gauges
+//! ([`metrics`]) and the loops ([`run`]); its HTTP API ([`api`]) and its role label ([`labels`]); its log
+//! messages in stolon's words ([`messages`]) and the events of a pass derived from its plan ([`events`]).
 
 pub mod api;
+pub mod db_config;
 pub mod divergence;
 pub mod events;
 pub mod execute;

@@ -26,6 +26,12 @@ fn has_line(log: &str, level: &str, message: &str) -> bool {
     })
 }
 
+/// Asserts that `log` has a line of `level` whose message is exactly `message`.
+#[track_caller]
+fn assert_line(log: &str, level: &str, message: &str) {
+    assert!(has_line(log, level, message), "no {level} line {message:?} in:\n{log}");
+}
+
 /// A daemon whose stderr goes to a log file; killed on drop.
 struct Daemon {
     child: Child,
@@ -77,6 +83,14 @@ fn store_args<'a>(etcd: &'a str, cluster: &'a str) -> Vec<&'a str> {
     vec!["--cluster-name", cluster, "--store-backend", "etcdv3", "--store-endpoints", etcd, "--store-timeout", "2s"]
 }
 
+/// A real etcd and a store client for `cluster` on it.
+async fn etcd_and_store(cluster: &str) -> (EtcdServer, ClusterStore) {
+    let etcd = EtcdServer::start().expect("a real etcd is needed: apt-get install etcd-server");
+    let config = etcd.config(StoreBackend::EtcdV3, cluster);
+    let store = ClusterStore::new(stolon_store::connect(&config).await.expect("store client"));
+    (etcd, store)
+}
+
 fn spec() -> ClusterSpec {
     ClusterSpec {
         init_mode: Some(ClusterInitMode::New),
@@ -101,12 +115,9 @@ fn routed(port: u16, enabled: &[String]) -> ClusterData {
 
 #[tokio::test]
 async fn sentinel_and_proxy_lines() {
-    let etcd = EtcdServer::start().expect("a real etcd is needed: apt-get install etcd-server");
+    let (etcd, store) = etcd_and_store("logs").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let endpoint = etcd.endpoint();
-    let store = ClusterStore::new(
-        stolon_store::connect(&etcd.config(StoreBackend::EtcdV3, "logs")).await.expect("store client"),
-    );
 
     // Without an initial spec a sentinel waits for the cluster data.
     let mut waiting = Daemon::start(
@@ -224,64 +235,45 @@ fn keeper_start_up_lines() {
         base.iter().chain(extra).copied().collect()
     }
     let log = keeper_fails(d, &["--pg-repl-username", "repl"]);
-    assert!(has_line(&log, "ERROR", "--pg-listen-address is required"), "{log}");
-    assert!(has_line(
-        &keeper_fails(d, &["--pg-listen-address", "127.0.0.1"]),
-        "ERROR",
-        "--pg-repl-username is required"
-    ));
+    assert_line(&log, "ERROR", "--pg-listen-address is required");
+    assert_line(&keeper_fails(d, &["--pg-listen-address", "127.0.0.1"]), "ERROR", "--pg-repl-username is required");
 
     let log = keeper_fails(d, &with(&base, &["--pg-repl-auth-method", "password"]));
-    assert!(
-        has_line(
-            &log,
-            "WARN",
-            "provided --pg-listen-address \"127.0.0.1\" is a loopback ip. This will be advertized to the other components and communication will fail if they are on different hosts"
-        ),
-        "{log}"
+    assert_line(
+        &log,
+        "WARN",
+        "provided --pg-listen-address \"127.0.0.1\" is a loopback ip. This will be advertized to the other components and communication will fail if they are on different hosts",
     );
-    assert!(has_line(&log, "ERROR", "--pg-repl-auth-method must be one of: md5, trust"), "{log}");
+    assert_line(&log, "ERROR", "--pg-repl-auth-method must be one of: md5, trust");
     let log = keeper_fails(d, &with(&base, &[]));
-    assert!(has_line(&log, "ERROR", "one of --pg-repl-password or --pg-repl-passwordfile is required"), "{log}");
+    assert_line(&log, "ERROR", "one of --pg-repl-password or --pg-repl-passwordfile is required");
     let log = keeper_fails(d, &with(&base, &["--pg-repl-password", "a", "--pg-repl-passwordfile", "/f"]));
-    assert!(
-        has_line(&log, "ERROR", "only one of --pg-repl-password or --pg-repl-passwordfile must be provided"),
-        "{log}"
-    );
+    assert_line(&log, "ERROR", "only one of --pg-repl-password or --pg-repl-passwordfile must be provided");
     let log = keeper_fails(d, &with(&base, &["--pg-repl-auth-method", "trust", "--pg-repl-password", "a"]));
-    assert!(
-        has_line(&log, "WARN", "not utilizing a password for replication between hosts is extremely dangerous"),
-        "{log}"
-    );
-    assert!(
-        has_line(
-            &log,
-            "ERROR",
-            "can not utilize --pg-repl-auth-method trust together with --pg-repl-password or --pg-repl-passwordfile"
-        ),
-        "{log}"
+    assert_line(&log, "WARN", "not utilizing a password for replication between hosts is extremely dangerous");
+    assert_line(
+        &log,
+        "ERROR",
+        "can not utilize --pg-repl-auth-method trust together with --pg-repl-password or --pg-repl-passwordfile",
     );
     let log = keeper_fails(d, &with(&base, &["--pg-repl-password", "r", "--pg-su-auth-method", "x"]));
-    assert!(has_line(&log, "ERROR", "--pg-su-auth-method must be one of: md5, password, trust"), "{log}");
+    assert_line(&log, "ERROR", "--pg-su-auth-method must be one of: md5, password, trust");
     let log = keeper_fails(d, &with(&base, &["--pg-repl-password", "r"]));
-    assert!(has_line(&log, "ERROR", "one of --pg-su-password or --pg-su-passwordfile is required"), "{log}");
+    assert_line(&log, "ERROR", "one of --pg-su-password or --pg-su-passwordfile is required");
     let log = keeper_fails(
         d,
         &with(&base, &["--pg-repl-password", "r", "--pg-su-password", "s", "--pg-su-passwordfile", "/f"]),
     );
-    assert!(has_line(&log, "ERROR", "only one of --pg-su-password or --pg-su-passwordfile must be provided"), "{log}");
+    assert_line(&log, "ERROR", "only one of --pg-su-password or --pg-su-passwordfile must be provided");
     let log = keeper_fails(
         d,
         &with(&base, &["--pg-repl-password", "r", "--pg-su-auth-method", "trust", "--pg-su-password", "s"]),
     );
-    assert!(has_line(&log, "WARN", "not utilizing a password for superuser is extremely dangerous"), "{log}");
-    assert!(
-        has_line(
-            &log,
-            "ERROR",
-            "can not utilize --pg-su-auth-method trust together with --pg-su-password or --pg-su-passwordfile"
-        ),
-        "{log}"
+    assert_line(&log, "WARN", "not utilizing a password for superuser is extremely dangerous");
+    assert_line(
+        &log,
+        "ERROR",
+        "can not utilize --pg-su-auth-method trust together with --pg-su-password or --pg-su-passwordfile",
     );
 
     // Password files.
@@ -294,17 +286,14 @@ fn keeper_start_up_lines() {
     };
     let (open, empty) = (pw("open", "r\n", 0o644), pw("empty", "\n", 0o600));
     let log = keeper_fails(d, &with(&base, &["--pg-repl-passwordfile", &open, "--pg-su-passwordfile", &empty]));
-    assert!(
-        has_line(
-            &log,
-            "WARN",
-            "password file permissions are too open. This file should only be readable to the user executing stolon! Continuing..."
-        ),
-        "{log}"
+    assert_line(
+        &log,
+        "WARN",
+        "password file permissions are too open. This file should only be readable to the user executing stolon! Continuing...",
     );
-    assert!(has_line(&log, "WARN", "replication user password contain trailing new line, removing"), "{log}");
-    assert!(has_line(&log, "WARN", "superuser password contain trailing new line, removing"), "{log}");
-    assert!(has_line(&log, "ERROR", "superuser password is empty after removing trailing new line"), "{log}");
+    assert_line(&log, "WARN", "replication user password contain trailing new line, removing");
+    assert_line(&log, "WARN", "superuser password contain trailing new line, removing");
+    assert_line(&log, "ERROR", "superuser password is empty after removing trailing new line");
     let missing = d.join("missing").to_string_lossy().into_owned();
     let log = keeper_fails(d, &with(&base, &["--pg-repl-passwordfile", &missing]));
     let want = format!(
@@ -315,26 +304,17 @@ fn keeper_start_up_lines() {
     // Superuser and replication user are the same user.
     let same = ["--pg-repl-password", "a", "--pg-su-password", "b", "--pg-su-username", "repl"];
     let log = keeper_fails(d, &with(&base, &same));
-    assert!(
-        has_line(&log, "WARN", "superuser name and replication user name are the same. Different users are suggested."),
-        "{log}"
-    );
-    assert!(
-        has_line(
-            &log,
-            "ERROR",
-            "provided superuser name and replication user name are the same but provided passwords are different"
-        ),
-        "{log}"
+    assert_line(&log, "WARN", "superuser name and replication user name are the same. Different users are suggested.");
+    assert_line(
+        &log,
+        "ERROR",
+        "provided superuser name and replication user name are the same but provided passwords are different",
     );
     let log = keeper_fails(
         d,
         &with(&base, &["--pg-repl-password", "a", "--pg-su-auth-method", "trust", "--pg-su-username", "repl"]),
     );
-    assert!(
-        has_line(&log, "ERROR", "do not support different auth methods when utilizing superuser for replication."),
-        "{log}"
-    );
+    assert_line(&log, "ERROR", "do not support different auth methods when utilizing superuser for replication.");
 
     // The data directory lock, held by this process (fcntl locks belong to a process), and the keeper UID.
     let ok = ["--pg-repl-password", "r", "--pg-su-password", "s", "--pg-su-username", "su"];
@@ -347,35 +327,30 @@ fn keeper_start_up_lines() {
     assert!(log.contains(&want), "{want}\n{log}");
     drop(held);
     let log = keeper_fails(d, &with(&base, &[&ok[..], &["--uid", "Keeper-1"]].concat()));
-    assert!(has_line(&log, "INFO", "exclusive lock on data dir taken"), "{log}");
-    assert!(
-        has_line(
-            &log,
-            "ERROR",
-            "keeper uid \"Keeper-1\" not valid. It can contain only lower-case letters, numbers and the underscore character"
-        ),
-        "{log}"
+    assert_line(&log, "INFO", "exclusive lock on data dir taken");
+    assert_line(
+        &log,
+        "ERROR",
+        "keeper uid \"Keeper-1\" not valid. It can contain only lower-case letters, numbers and the underscore character",
     );
     std::fs::write(data.join("keeperstate"), r#"{"UID":"keeper0","ClusterUID":""}"#).expect("keeperstate");
     let log = keeper_fails(d, &with(&base, &[&ok[..], &["--uid", "keeper1"]].concat()));
-    assert!(has_line(&log, "ERROR", "saved uid \"keeper0\" differs from configuration uid: \"keeper1\""), "{log}");
+    assert_line(&log, "ERROR", "saved uid \"keeper0\" differs from configuration uid: \"keeper1\"");
     let out = Command::new(env!("CARGO_BIN_EXE_stolon-keeper"))
         .args(["--cluster-name", "c", "--store-backend", "etcdv3", "--pg-listen-address", "127.0.0.1"])
         .env_remove("RUST_LOG")
         .output()
         .expect("stolon-keeper runs");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && has_line(&log, "ERROR", "data dir required"), "{log}");
+    assert!(!out.status.success(), "{log}");
+    assert_line(&log, "ERROR", "data dir required");
 }
 
 #[tokio::test]
 async fn keeper_pass_lines() {
-    let etcd = EtcdServer::start().expect("a real etcd is needed: apt-get install etcd-server");
+    let (etcd, store) = etcd_and_store("klogs").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let endpoint = etcd.endpoint();
-    let store = ClusterStore::new(
-        stolon_store::connect(&etcd.config(StoreBackend::EtcdV3, "klogs")).await.expect("store client"),
-    );
     let data_dir = dir.path().join("k").to_string_lossy().into_owned();
     let bin_dir = stolon_conformance::servers::postgres_bin_dir().expect("PostgreSQL binaries");
     let bin_dir = bin_dir.to_string_lossy().into_owned();

@@ -51,26 +51,6 @@ pub enum Rejection {
     NotConfirmedSynchronous,
 }
 
-impl Rejection {
-    /// The reason without its figures: two rejections of the same kind are the same reason for logging.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Rejection::NoRole => "no-role",
-            Rejection::NeverReported => "never-reported",
-            Rejection::InvalidBranch => "invalid-branch",
-            Rejection::KeeperUnhealthy => "keeper-unhealthy",
-            Rejection::Converging => "converging",
-            Rejection::ConvergenceFailed => "convergence-failed",
-            Rejection::DbUnhealthy => "db-unhealthy",
-            Rejection::OtherTimeline { .. } => "other-timeline",
-            Rejection::OtherSystem => "other-system",
-            Rejection::TooFarBehind { .. } => "too-far-behind",
-            Rejection::CannotBeMaster => "cannot-be-master",
-            Rejection::NotConfirmedSynchronous => "not-confirmed-synchronous",
-        }
-    }
-}
-
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -185,7 +165,8 @@ pub fn changed_rejections<'a>(
     old: &BTreeMap<String, Vec<Rejection>>,
     new: &'a BTreeMap<String, Vec<Rejection>>,
 ) -> Vec<(&'a str, &'a [Rejection])> {
-    let kinds = |r: &[Rejection]| r.iter().map(Rejection::kind).collect::<Vec<_>>();
+    // The reason without its figures: two rejections of the same variant are the same reason for logging.
+    let kinds = |r: &[Rejection]| r.iter().map(std::mem::discriminant).collect::<Vec<_>>();
     new.iter()
         .filter(|(uid, reasons)| old.get(*uid).is_none_or(|o| kinds(o) != kinds(reasons)))
         .map(|(uid, reasons)| (uid.as_str(), reasons.as_slice()))

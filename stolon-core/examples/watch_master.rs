@@ -21,10 +21,8 @@ const USAGE: &str = "watch_master --cluster-name NAME [--store-backend etcdv3] [
 
 /// The line printed for a cluster data document (`None`: no cluster data).
 fn master_line(data: Option<&ClusterData>) -> String {
-    match data.and_then(|d| d.master_db().map(|db| (d, db))) {
-        Some((_, db)) => {
-            format!("master {} {} {}:{}", db.spec.keeper_uid, db.uid, db.status.listen_address, db.status.port)
-        }
+    match data.and_then(ClusterData::master_db) {
+        Some(db) => format!("master {} {} {}:{}", db.spec.keeper_uid, db.uid, db.status.listen_address, db.status.port),
         None => "no master".to_string(),
     }
 }

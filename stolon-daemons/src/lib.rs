@@ -28,3 +28,18 @@ pub fn try_parse_cli_from<T: clap::Parser>(
     let matches = bool_flags::try_get_matches_from(cmd, args.into_iter().map(Into::into).collect())?;
     T::from_arg_matches(&matches)
 }
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM: the end of a daemon's or a long-running command's work.
+pub async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -115,21 +115,12 @@ struct ProcessCollector;
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(s) = read_self() else { return Ok(()) };
-        let cpu = ConstCounter::new(s.cpu_seconds);
         // The text encoder appends `_total` to counters.
-        cpu.encode(encoder.encode_descriptor(
-            "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds",
-            None,
-            cpu.metric_type(),
-        )?)?;
+        let cpu = ConstCounter::new(s.cpu_seconds);
+        encode_one(&mut encoder, "process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu)?;
         let start = ConstGauge::new(s.start_time_seconds);
-        start.encode(encoder.encode_descriptor(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds",
-            None,
-            start.metric_type(),
-        )?)?;
+        let start_help = "Start time of the process since unix epoch in seconds";
+        encode_one(&mut encoder, "process_start_time_seconds", start_help, start)?;
         let gauges = [
             ("process_resident_memory_bytes", "Resident memory size in bytes", s.resident_memory_bytes),
             ("process_virtual_memory_bytes", "Virtual memory size in bytes", s.virtual_memory_bytes),
@@ -138,11 +129,15 @@ impl Collector for ProcessCollector {
             ("process_threads", "Number of OS threads in the process", s.threads),
         ];
         for (name, help, value) in gauges {
-            let g = ConstGauge::new(value);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            encode_one(&mut encoder, name, help, ConstGauge::new(value))?;
         }
         Ok(())
     }
+}
+
+/// Encodes `metric` under `name` with `help`.
+fn encode_one(encoder: &mut DescriptorEncoder, name: &str, help: &str, metric: impl EncodeMetric) -> std::fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 #[cfg(test)]

@@ -99,8 +99,7 @@ impl AgentClient {
 
     fn transport(&self, err: &(dyn std::error::Error + 'static)) -> StoreError {
         let reason = crate::error::error_chain(err);
-        let r = reason.to_ascii_lowercase();
-        if ["certificate", "tls", "handshake", "alert"].iter().any(|n| r.contains(n)) {
+        if crate::error::is_tls_failure(&reason) {
             return StoreError::Auth(format!("TLS failure talking to {}: {reason}", self.base));
         }
         StoreError::Unavailable { endpoints: self.base.clone(), reason }

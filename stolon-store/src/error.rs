@@ -91,5 +91,11 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// True when an error text (see [`error_chain`]) tells of a TLS failure: a certificate, a handshake, an alert.
+pub(crate) fn is_tls_failure(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    ["certificate", "handshake", "tls", "alert"].iter().any(|needle| r.contains(needle))
+}
+
 /// Shorthand for results of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -115,15 +115,7 @@ impl KubeApiServer {
         let name = format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let ns: Namespace = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))?;
         Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await.context("creating namespace")?;
-        let (role, mut binding) = shipped_rbac()?;
-        binding.subjects = Some(vec![Subject {
-            kind: "User".into(),
-            name: TEST_USER.into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            namespace: None,
-        }]);
-        Api::<Role>::namespaced(admin.clone(), &name).create(&PostParams::default(), &role).await?;
-        Api::<RoleBinding>::namespaced(admin.clone(), &name).create(&PostParams::default(), &binding).await?;
+        grant_to_test_user(admin, &name, RBAC_MANIFEST).await?;
         Ok(name)
     }
 
@@ -189,13 +181,23 @@ impl Drop for KubeApiServer {
     }
 }
 
-/// The Role and RoleBinding of `examples/kubernetes/rbac.yaml`.
-pub fn shipped_rbac() -> anyhow::Result<(Role, RoleBinding)> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(RBAC_MANIFEST).context("parsing rbac.yaml")?;
+/// Creates in namespace `ns` the Role of `manifest` (an RBAC manifest such as `examples/kubernetes/rbac.yaml`)
+/// and its RoleBinding, bound to the `stolon-test` user instead of the manifest's subjects.
+pub async fn grant_to_test_user(admin: &Client, ns: &str, manifest: &str) -> anyhow::Result<()> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(manifest).context("parsing rbac.yaml")?;
     let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).cloned();
-    let role = of_kind("Role").context("rbac.yaml has no Role")?;
-    let binding = of_kind("RoleBinding").context("rbac.yaml has no RoleBinding")?;
-    Ok((serde_json::from_value(role)?, serde_json::from_value(binding)?))
+    let role: Role = serde_json::from_value(of_kind("Role").context("rbac.yaml has no Role")?)?;
+    let mut binding: RoleBinding =
+        serde_json::from_value(of_kind("RoleBinding").context("rbac.yaml has no RoleBinding")?)?;
+    binding.subjects = Some(vec![Subject {
+        kind: "User".into(),
+        name: TEST_USER.into(),
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        namespace: None,
+    }]);
+    Api::<Role>::namespaced(admin.clone(), ns).create(&PostParams::default(), &role).await?;
+    Api::<RoleBinding>::namespaced(admin.clone(), ns).create(&PostParams::default(), &binding).await?;
+    Ok(())
 }
 
 /// The script's processes are detached from us: a watchdog kills them (apiserver first) if this test process

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::sync::Mutex;
 
-pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, shipped_rbac};
+pub use self::kube::{KubeApiServer, KubeFactory, RBAC_MANIFEST, TEST_USER, grant_to_test_user};
 pub use consul::{ConsulFactory, ConsulServer, LeaderlessConsul, consul_binary};
 pub use etcd::{EtcdFactory, EtcdServer};
 pub use pki::TestPki;

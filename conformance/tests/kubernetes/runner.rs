@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding, Subject};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 use stolon_conformance::kube_runner::RUN_LABEL;
-use stolon_conformance::servers::{KubeFactory, TEST_USER};
+use stolon_conformance::servers::{KubeFactory, grant_to_test_user};
 
 use crate::support;
 
@@ -27,18 +26,7 @@ const RUNNER_RBAC: &str = include_str!("../../rbac.yaml");
 async fn runner_namespace(f: &KubeFactory) -> anyhow::Result<String> {
     let admin = f.admin();
     let ns = f.server().namespace_with_rbac(admin, "stolon-runner").await?;
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(RUNNER_RBAC).context("parsing rbac.yaml")?;
-    let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).cloned().context(kind.to_string());
-    let role: Role = serde_json::from_value(of_kind("Role")?)?;
-    let mut binding: RoleBinding = serde_json::from_value(of_kind("RoleBinding")?)?;
-    binding.subjects = Some(vec![Subject {
-        kind: "User".into(),
-        name: TEST_USER.into(),
-        api_group: Some("rbac.authorization.k8s.io".into()),
-        namespace: None,
-    }]);
-    Api::<Role>::namespaced(admin.clone(), &ns).create(&PostParams::default(), &role).await?;
-    Api::<RoleBinding>::namespaced(admin.clone(), &ns).create(&PostParams::default(), &binding).await?;
+    grant_to_test_user(admin, &ns, RUNNER_RBAC).await?;
     // The authorizer learns of RoleBindings asynchronously: wait until deleting a missing pod and ConfigMap
     // is "not found" (allowed) rather than "forbidden".
     let mut config = f.config("rbac-probe", None);

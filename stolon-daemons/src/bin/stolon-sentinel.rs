@@ -73,21 +73,6 @@ impl Collector for SentinelCollector {
     }
 }
 
-async fn shutdown_signal() {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    match term {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> {
     let config = cli.common.daemon_store_config().map_err(|e| e.to_string())?;
     let store = stolon_core::stolon_store::connect(&config).await.map_err(|e| e.to_string())?;
@@ -104,7 +89,7 @@ async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> 
         }
         None => None,
     };
-    sentinel.run(shutdown_signal()).await;
+    sentinel.run(stolon_daemons::shutdown_signal()).await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use stolon_core::ctl::{self, PromoteOutcome, SpecUpdate};
 use stolon_core::stolon_store::{KubeConfig, TlsConfig};
 use stolon_core::store::ClusterStore;
 use stolon_daemons::common::{CommonArgs, parse_go_duration};
-use stolon_daemons::{bool_flags, cli_docs, env, logging, status_watch};
+use stolon_daemons::{bool_flags, cli_docs, env, logging, shutdown_signal, status_watch};
 
 /// Operate a stolon-rs cluster. Every flag, subcommand flags included, can also be set as
 /// STOLONCTL_<FLAG_NAME> (e.g. STOLONCTL_CLUSTER_NAME, STOLONCTL_YES).
@@ -244,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let out =
                     status_watch::WatchOutput { json: format == "json", terminal: std::io::stdout().is_terminal() };
                 let store = connect().await?;
-                status_watch::watch(&store, out, watch_interval, &mut std::io::stdout(), interrupted())
+                status_watch::watch(&store, out, watch_interval, &mut std::io::stdout(), shutdown_signal())
                     .await
                     .context("cannot write to stdout")?;
                 return Ok(ExitCode::SUCCESS);
@@ -335,21 +335,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => println!("stolonctl version {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn interrupted() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 async fn connect(common: &CommonArgs, kube: KubeConfig) -> anyhow::Result<ClusterStore> {

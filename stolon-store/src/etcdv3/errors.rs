@@ -1,6 +1,7 @@
 //! Mapping etcd-client errors to [`StoreError`] kinds.
 
 use crate::StoreError;
+use crate::error::is_tls_failure;
 
 /// gRPC status codes we tell apart (numeric values of the gRPC specification).
 const CANCELLED: i32 = 1;
@@ -53,11 +54,6 @@ fn is_connection_failure(message: &str) -> bool {
 /// authentication error that says so, anything else makes the store unavailable.
 fn connection_failure(endpoints: &str, reason: &str) -> StoreError {
     if is_tls_failure(reason) { tls_failure(endpoints, reason) } else { unavailable(endpoints, reason) }
-}
-
-fn is_tls_failure(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    ["certificate", "handshake", "tls", "alert"].iter().any(|needle| r.contains(needle))
 }
 
 fn tls_failure(endpoints: &str, reason: &str) -> StoreError {

@@ -296,7 +296,9 @@ impl PgProcess {
             }
             let _ = tx.send(status.or_else(|| Some(std::os::unix::process::ExitStatusExt::from_raw(0))));
         });
-        let pidfile = self.pgdata.join("postmaster.pid");
+        // Recorded at once: a start cancelled before postmaster.pid appears (the keeper shutting down) still
+        // leaves stop() a child to stop, instead of an orphan postmaster nobody knows of.
+        *guard = Some(Postmaster { pid, exited: exited.clone(), tail: tail.clone() });
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
             let exit_status = *exited.borrow();
@@ -309,18 +311,15 @@ impl PgProcess {
                     output: tail_text(&tail),
                 });
             }
-            if let Ok(content) = std::fs::read_to_string(&pidfile) {
-                if content.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) == Some(pid) {
-                    break;
-                }
+            if pidfile_names(&self.pgdata, pid) {
+                break;
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(PgError::Timeout(format!("postgres did not write {}", pidfile.display())));
+                return Err(PgError::Timeout(format!("postgres did not write {}", self.pgdata.join("postmaster.pid").display())));
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
         tracing::info!(pid, pgdata = %self.pgdata.display(), "postgres started");
-        *guard = Some(Postmaster { pid, exited, tail });
         Ok(())
     }
 
@@ -356,6 +355,9 @@ impl PgProcess {
             return Ok(());
         }
         tracing::info!("{}", messages::STOPPING_DATABASE);
+        if let Some(pid) = self.child_pid().await.filter(|pid| !pidfile_names(&self.pgdata, *pid)) {
+            return self.stop_starting_child(pid, mode).await;
+        }
         let mut cmd = self.command("pg_ctl");
         cmd.arg("stop").arg("-w").arg("-D").arg(&self.pgdata).arg("-m").arg(mode.as_str());
         let res = self.run("pg_ctl", cmd).await;
@@ -366,6 +368,26 @@ impl PgProcess {
         }
         if res.is_err() && self.is_running_unlocked(&guard).await {
             return res.map(|_| ());
+        }
+        *guard = None;
+        tracing::info!(pgdata = %self.pgdata.display(), mode = mode.as_str(), "postgres stopped");
+        Ok(())
+    }
+
+    /// Stops our postmaster `pid` that has not written postmaster.pid yet (pg_ctl cannot find it) with the
+    /// mode's signal, as pg_ctl would, and waits for it to exit.
+    async fn stop_starting_child(&self, pid: u32, mode: StopMode) -> PgResult<()> {
+        let signal = match mode {
+            StopMode::Fast => libc::SIGINT,
+            StopMode::Immediate => libc::SIGQUIT,
+        };
+        let mut guard = self.postmaster.lock().await;
+        let Some(pm) = guard.as_mut() else { return Ok(()) };
+        // SAFETY: kill(2) on our own child's pid, which the exit watch has not reported reaped.
+        unsafe { libc::kill(pid as libc::pid_t, signal) };
+        let mut rx = pm.exited.clone();
+        if tokio::time::timeout(START_TIMEOUT, rx.wait_for(|s| s.is_some())).await.is_err() {
+            return Err(PgError::Timeout(format!("postgres {pid}, still starting, did not stop")));
         }
         *guard = None;
         tracing::info!(pgdata = %self.pgdata.display(), mode = mode.as_str(), "postgres stopped");
@@ -396,4 +418,10 @@ impl PgProcess {
         cmd.arg("promote").arg("-w").arg("-D").arg(&self.pgdata);
         self.run("pg_ctl", cmd).await.map(|_| ())
     }
+}
+
+/// Whether `<pgdata>/postmaster.pid` names `pid` on its first line.
+fn pidfile_names(pgdata: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .is_ok_and(|content| content.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) == Some(pid))
 }

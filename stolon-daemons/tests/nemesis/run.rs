@@ -135,7 +135,11 @@ impl Recoverer {
 
 /// What the final master holds: every (client, seq) and its timeline lineage.
 async fn final_state(t: &Topology) -> R<(HashSet<(i32, i64)>, Lineage)> {
-    let master = t.master().await?.context("no master at the end")?;
+    // Right after the last heal the store may still be electing a leader: one read could time out.
+    let master = crate::harness::wait_for("the final master in the cluster data", Duration::from_secs(60), || async {
+        t.master().await
+    })
+    .await?;
     let c = t.connect_keeper(master).await?;
     let rows =
         tokio::time::timeout(sql::STATEMENT_TIMEOUT * 3, c.query(&format!("SELECT client, seq FROM {TABLE}"), &[]))

@@ -44,17 +44,19 @@ fn main() {
     harness::runner::run(all);
 }
 
-/// The async and SyncRepl variants run on every backend, the others on etcd v3.
+/// The async variant runs on every backend (the store under the whole failover and resync); SyncRepl,
+/// SyncRepl0 and Pgrewind on etcd v3; the synchronous pg_rewind combinations, whose paths those three cover
+/// between them, in the full suite only (CI's time budget).
 fn scenario<F, Fut>(name: String, v: Variant, body: F) -> Scenario
 where
     F: Fn(Env) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = R<()>> + Send + 'static,
 {
     let versions = v == Variant::Pgrewind && name.starts_with("TestOldMasterRestart");
-    let s = if matches!(v, Variant::Async | Variant::SyncRepl) {
-        Scenario::core(name, body)
-    } else {
-        Scenario::full(name, body)
+    let s = match v {
+        Variant::Async => Scenario::core(name, body),
+        Variant::SyncReplPgrewind | Variant::SyncRepl0Pgrewind => Scenario::extended(name, body),
+        _ => Scenario::full(name, body),
     };
     // pg_rewind of the old master: run on every tested PostgreSQL major.
     if versions { s.across_versions() } else { s }

@@ -315,7 +315,10 @@ impl PgProcess {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(PgError::Timeout(format!("postgres did not write {}", self.pgdata.join("postmaster.pid").display())));
+                return Err(PgError::Timeout(format!(
+                    "postgres did not write {}",
+                    self.pgdata.join("postmaster.pid").display()
+                )));
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }

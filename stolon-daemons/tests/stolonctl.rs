@@ -12,8 +12,8 @@ use stolon_conformance::servers::EtcdServer;
 use stolon_core::cluster::{ClusterData, KeeperInfo, ProxyInfo, SentinelInfo};
 use stolon_core::ctl::{self, CtlError, SpecUpdate};
 use stolon_core::stolon_store::{
-    self, Capabilities, Document, Election, Leadership, MemberKind, MemberRecord, Revision, Store, StoreBackend,
-    StoreResult, WatchStream,
+    self, Capabilities, Document, Election, Leadership, MemberKind, MemberRecord, MemberWatch, Revision, Store,
+    StoreBackend, StoreResult, WatchStream,
 };
 use stolon_core::store::ClusterStore;
 use tokio::io::AsyncWriteExt;
@@ -486,6 +486,9 @@ impl Store for RacingStore {
     }
     async fn watch_cluster_data(&self, after: Option<&Revision>) -> StoreResult<WatchStream> {
         self.inner.watch_cluster_data(after).await
+    }
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch> {
+        self.inner.watch_members(kind).await
     }
 }
 

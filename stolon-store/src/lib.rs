@@ -4,7 +4,7 @@
 //! - one **cluster document** with a revision, written with compare-and-swap;
 //! - **member records** that components publish about themselves and that disappear when their owner is gone;
 //! - a **leader election** among sentinels;
-//! - **watches** of the cluster document.
+//! - **watches** of the cluster document and of the member records.
 //!
 //! [`Store`] and [`Election`] state the contract; the `conformance` crate checks every backend against it
 //! with real servers. [`connect`] builds the backend chosen by [`StoreConfig::backend`].
@@ -19,6 +19,7 @@ pub mod etcdv2;
 pub mod etcdv3;
 pub mod kubernetes;
 mod model;
+pub mod refresh;
 mod timeout;
 mod tls;
 
@@ -32,16 +33,36 @@ pub use backend::StoreBackend;
 pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Endpoint, KubeConfig, Scheme, StoreConfig, TlsConfig};
 pub use election::{Election, Leadership, LeadershipEnd, LeadershipState, ResignSignal};
 pub use error::{StoreError, StoreResult};
-pub use model::{Capabilities, Document, MemberExpiry, MemberKind, MemberRecord, Revision, WatchDelivery, WatchEvent};
+pub use model::{
+    Capabilities, Document, MemberEvent, MemberExpiry, MemberKind, MemberRecord, Revision, WatchDelivery, WatchEvent,
+};
 pub use tls::TlsFlags;
 
 /// A stream of changes to the cluster document. An `Err` item means the watch broke and the stream ends
 /// after it: read the document again and start a new watch from its revision.
 pub type WatchStream = BoxStream<'static, StoreResult<WatchEvent>>;
 
+/// A stream of changes to the member records of one kind. An `Err` item means the watch broke and the stream
+/// ends after it: watch again (which lists the records anew).
+pub type MemberStream = BoxStream<'static, StoreResult<MemberEvent>>;
+
+/// A member watch: the live records of one kind when it started, and every change after them.
+pub struct MemberWatch {
+    /// The live records when the watch started, sorted by id (what [`Store::list_members`] returns).
+    pub records: Vec<MemberRecord>,
+    /// The changes after `records`, in order.
+    pub events: MemberStream,
+}
+
+impl std::fmt::Debug for MemberWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberWatch").field("records", &self.records).finish_non_exhaustive()
+    }
+}
+
 /// The storage contract of one cluster. Every method is bounded by the configured store timeout, except
 /// [`Election::campaign`] (which blocks until elected) and the streams returned by
-/// [`Store::watch_cluster_data`]; an unreachable store yields [`StoreError::Unavailable`] or
+/// [`Store::watch_cluster_data`] and [`Store::watch_members`]; an unreachable store yields [`StoreError::Unavailable`] or
 /// [`StoreError::Timeout`], never a hang.
 ///
 /// Semantics (checked by the conformance suite):
@@ -57,6 +78,12 @@ pub type WatchStream = BoxStream<'static, StoreResult<WatchEvent>>;
 /// - **Watch.** [`Store::watch_cluster_data`] delivers, in order, every change with a revision after
 ///   `after` (or after "now" when `None`), coalesced to the newest value on backends that declare
 ///   [`WatchDelivery::Coalescing`], or a [`WatchEvent::Reset`] when the store cannot.
+/// - **Member watch.** [`Store::watch_members`] returns the live records of one kind together with a stream
+///   that delivers, in order, every change after that listing: [`MemberEvent::Put`] when a record appears or
+///   its value changes, [`MemberEvent::Removed`] when it is deleted, expires or its owner's pod goes away
+///   (coalesced on [`WatchDelivery::Coalescing`] backends), or a [`MemberEvent::Reset`] when the store cannot.
+///   Applying the events to the listing gives what [`Store::list_members`] would return. Records of other
+///   kinds and clusters never appear. A refresh that leaves a record's value unchanged need not be delivered.
 /// - **Outages.** After the server comes back, the same `Store` value serves requests again.
 #[async_trait]
 pub trait Store: Election + Send + Sync {
@@ -97,6 +124,9 @@ pub trait Store: Election + Send + Sync {
         let _ = labels;
         Ok(false)
     }
+
+    /// Lists the live member records of `kind` and watches them for changes after that listing.
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch>;
 }
 
 /// Builds the store chosen by `config.backend`, after validating the configuration.

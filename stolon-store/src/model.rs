@@ -113,6 +113,22 @@ pub enum WatchEvent {
     Reset,
 }
 
+/// A change to the member records of one kind, seen by a member watch ([`crate::Store::watch_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A record appeared or its value changed; carries the new value. A refresh that leaves the value
+    /// unchanged may deliver nothing.
+    Put(MemberRecord),
+    /// The record `id` disappeared: deleted, expired, or its owner's pod is gone.
+    Removed {
+        /// The member id.
+        id: String,
+    },
+    /// The store could not deliver every change since the watch started (history compacted, index cleared,
+    /// watch expired). The stream ends after it: watch again, which lists the records anew.
+    Reset,
+}
+
 /// How a backend makes member records disappear when their owner is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberExpiry {
@@ -138,12 +154,13 @@ pub struct Capabilities {
     pub max_document_size: Option<usize>,
 }
 
-/// What a backend's watch delivers.
+/// What a backend's watches (of the cluster document and of member records) deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchDelivery {
     /// Every change, in order (etcd v3, etcd v2 within its event window, Kubernetes).
     EveryChange,
     /// The latest state after each wake-up: consecutive changes may arrive as one event carrying the newest
-    /// value (Consul blocking queries). Order is still preserved.
+    /// value (Consul blocking queries), and a record that appeared and disappeared between two wake-ups may
+    /// not be seen at all. Order is still preserved.
     Coalescing,
 }

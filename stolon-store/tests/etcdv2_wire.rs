@@ -106,10 +106,19 @@ async fn a_member_key_removed_behind_our_back_is_written_again() {
     let raw = Raw::new(&server);
     let key = format!("stolon/cluster/{cluster}/keepers/info/k1");
 
-    store.set_member(MemberKind::Keeper, "k1", b"same", Duration::from_secs(20)).await.unwrap();
+    // A TTL of 3 s published every 1.1 s: each publish must renew (the lease would otherwise keep less than
+    // a third of its TTL at the next one).
+    let ttl = Duration::from_secs(3);
+    let pause = Duration::from_millis(1100);
+    store.set_member(MemberKind::Keeper, "k1", b"same", ttl).await.unwrap();
     let (_, first) = raw.get(&key).await;
+    // A publish right after, of the same value, needs nothing from the store.
+    store.set_member(MemberKind::Keeper, "k1", b"same", ttl).await.unwrap();
+    let (_, unchanged) = raw.get(&key).await;
+    assert_eq!(unchanged["node"]["modifiedIndex"], first["node"]["modifiedIndex"], "nothing to send yet");
     // An unchanged value is refreshed in place: same value, new modifiedIndex, TTL restarted.
-    store.set_member(MemberKind::Keeper, "k1", b"same", Duration::from_secs(20)).await.unwrap();
+    tokio::time::sleep(pause).await;
+    store.set_member(MemberKind::Keeper, "k1", b"same", ttl).await.unwrap();
     let (_, refreshed) = raw.get(&key).await;
     assert_eq!(refreshed["node"]["value"], "same");
     assert_eq!(refreshed["node"]["createdIndex"], first["node"]["createdIndex"], "refresh must not recreate");
@@ -117,12 +126,14 @@ async fn a_member_key_removed_behind_our_back_is_written_again() {
 
     // Expired (here: deleted) or overwritten keys make the refresh fail; the record is written again.
     raw.delete(&key).await;
-    store.set_member(MemberKind::Keeper, "k1", b"same", Duration::from_secs(20)).await.unwrap();
+    tokio::time::sleep(pause).await;
+    store.set_member(MemberKind::Keeper, "k1", b"same", ttl).await.unwrap();
     let listed = store.list_members(MemberKind::Keeper).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].value, b"same");
     raw.put(&key, "intruder").await;
-    store.set_member(MemberKind::Keeper, "k1", b"same", Duration::from_secs(20)).await.unwrap();
+    tokio::time::sleep(pause).await;
+    store.set_member(MemberKind::Keeper, "k1", b"same", ttl).await.unwrap();
     let (_, node) = raw.get(&key).await;
     assert_eq!(node["node"]["value"], "same", "an overwritten record is rewritten with our value");
     assert!(ttl_of(&node) > 0, "and gets its TTL back");

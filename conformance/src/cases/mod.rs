@@ -2,6 +2,7 @@
 
 mod cas;
 mod election;
+mod member_watch;
 mod members;
 mod outage;
 mod watch;
@@ -91,6 +92,16 @@ pub fn all() -> Vec<Case> {
             "member_isolation",
             "member listings are per cluster and per kind; delete removes one record",
             members::isolation
+        ),
+        case!(
+            "member_watch_changes",
+            "a member watch lists the records, then delivers their changes in order, of its cluster and kind only",
+            member_watch::changes
+        ),
+        case!(
+            "member_watch_expiry",
+            "a member watch delivers the removal of a record whose owner is gone",
+            member_watch::expiry
         ),
         case!("election_exclusive", "5 contenders: never two leaders at once, each leads in turn", election::exclusive),
         case!(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
-use stolon_store::{MemberKind, StoreError, StoreResult};
+use stolon_store::{MemberEvent, MemberKind, StoreError, StoreResult};
 
 use super::{Ctx, Outcome, eventually};
 
@@ -56,6 +56,8 @@ pub(super) async fn server_restart(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let store = server.factory.open(&ctx.cluster).await?;
     let rev = store.put_cluster_data_cas(b"before", None).await?;
     let mut watch = store.watch_cluster_data(Some(&rev)).await?;
+    let mut members = store.watch_members(MemberKind::Keeper).await?.events;
+    let member = server.factory.open_member(&ctx.cluster, MemberKind::Keeper, "k").await?;
 
     server.control.stop().await.context("stopping the server")?;
     fails_fast("get_cluster_data", timeout, store.get_cluster_data()).await?;
@@ -68,6 +70,14 @@ pub(super) async fn server_restart(ctx: &Ctx) -> anyhow::Result<Outcome> {
         Ok(Some(Ok(ev))) => bail!("the watch delivered {ev:?} while the server was down"),
         Ok(_) => {}
     }
+    // So does an open member watch: an error, or a reset (the caller lists again either way).
+    match tokio::time::timeout(limit, members.next()).await {
+        Err(_) => bail!("the open member watch did not report the outage within {limit:?}"),
+        Ok(Some(Ok(ev))) if ev != MemberEvent::Reset => {
+            bail!("the member watch delivered {ev:?} while the server was down")
+        }
+        Ok(_) => {}
+    }
 
     server.control.start().await.context("starting the server again")?;
     let doc = eventually(Duration::from_secs(30), "the store to serve again", || async {
@@ -77,7 +87,13 @@ pub(super) async fn server_restart(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ensure!(doc.value == b"before", "data lost across the restart: {doc:?}");
     let rev2 = store.put_cluster_data_cas(b"after", Some(&doc.revision)).await.context("CAS after the restart")?;
     let mut watch = store.watch_cluster_data(Some(&rev2)).await.context("watch after the restart")?;
-    store.set_member(MemberKind::Keeper, "k", b"x", Duration::from_secs(30)).await.context("set_member after")?;
+    let members = store.watch_members(MemberKind::Keeper).await.context("member watch after the restart")?;
+    let mut members = members.events;
+    member.set_member(MemberKind::Keeper, "k", b"x", Duration::from_secs(30)).await.context("set_member after")?;
+    match tokio::time::timeout(Duration::from_secs(10), members.next()).await {
+        Ok(Some(Ok(MemberEvent::Put(r)))) if r.id == "k" && r.value == b"x" => {}
+        other => bail!("member watch after the restart: expected the new record, got {other:?}"),
+    }
     let rev3 = store.put_cluster_data_cas(b"again", Some(&rev2)).await?;
     match tokio::time::timeout(Duration::from_secs(10), watch.next()).await {
         Ok(Some(Ok(stolon_store::WatchEvent::Put(d)))) if d.revision == rev3 => {}

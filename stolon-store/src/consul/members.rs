@@ -1,24 +1,36 @@
 //! Member records: `P/{keepers,sentinels,proxies}/info/<id>`, each held by its own session with behavior
 //! `delete`, so that Consul deletes the record when the session expires.
 //!
-//! The session is renewed by each [`Store::set_member`](crate::Store::set_member) (a record expires `ttl`
-//! after its last refresh, as the contract says; a stuck owner is not kept alive by a background task), and
-//! reused while it lives: a refresh is one renew plus one write, with no new session.
+//! The session is renewed by [`Store::set_member`](crate::Store::set_member) calls (a record expires `ttl`
+//! after its owner's last call at the latest, as the contract says; a stuck owner is not kept alive by a
+//! background task), and reused while it lives. As [`crate::refresh`] says, a refresh renews the session only
+//! when it would otherwise run out before the owner's next call, and writes the record only when its value
+//! changed (or a minute ago): an unchanged record costs one renewal and no KV request.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::http::Conn;
 use super::kv::Write;
 use super::session::{Behavior, session_ttl};
+use crate::refresh::Published;
 use crate::{StoreError, StoreResult};
 
-/// The sessions of the records this client publishes: key -> (session id, session TTL).
+/// One record's session and what was last sent for it.
+struct Held {
+    id: String,
+    /// The session TTL.
+    ttl: Duration,
+    published: Published,
+}
+
+/// The sessions of the records this client publishes, by key.
 #[derive(Default)]
 pub(crate) struct MemberSessions {
-    held: Mutex<HashMap<String, (String, Duration)>>,
+    held: Mutex<HashMap<String, Held>>,
 }
 
 impl MemberSessions {
@@ -27,21 +39,20 @@ impl MemberSessions {
         let sttl = session_ttl(ttl);
         // One refresh at a time per client: keeps the session map and Consul in step.
         let mut held = self.held.lock().await;
-        if let Some((id, cached_ttl)) = held.get(key).cloned() {
-            // A live session that still gets the key is reused; one that lost it (or expired) is replaced.
-            if cached_ttl == sttl
-                && conn.renew_session(&id, conn.timeout).await?
-                && acquire(conn, key, value, &id).await?
-            {
+        if let Some(h) = held.get_mut(key) {
+            // A live session that still holds the key is reused; one that lost it (or expired) is replaced.
+            if h.ttl == sttl && refresh(conn, key, value, h).await? {
                 return Ok(());
             }
-            held.remove(key);
-            conn.destroy_session(&id).await?;
+            if let Some(old) = held.remove(key) {
+                conn.destroy_session(&old.id).await?;
+            }
         }
+        let sent = Instant::now();
         let id = conn.create_session(&format!("stolon-rs member {key}"), sttl, Behavior::Delete).await?;
         match take_over(conn, key, value, &id).await {
             Ok(()) => {
-                held.insert(key.to_string(), (id, sttl));
+                held.insert(key.to_string(), Held { id, ttl: sttl, published: Published::new(value, sttl, sent) });
                 Ok(())
             }
             Err(e) => {
@@ -54,11 +65,31 @@ impl MemberSessions {
     /// Removes the record `key` at once.
     pub(crate) async fn delete(&self, conn: &Conn, key: &str) -> StoreResult<()> {
         let mut held = self.held.lock().await;
-        if let Some((id, _)) = held.remove(key) {
-            conn.destroy_session(&id).await?;
+        if let Some(h) = held.remove(key) {
+            conn.destroy_session(&h.id).await?;
         }
         conn.delete(key).await
     }
+}
+
+/// Renews and rewrites as [`Published::plan`] says; false when the session is gone or no longer holds the key.
+async fn refresh(conn: &Conn, key: &str, value: &[u8], h: &mut Held) -> StoreResult<bool> {
+    let plan = h.published.plan(value, Instant::now());
+    if plan.renew {
+        let sent = Instant::now();
+        if !conn.renew_session(&h.id, conn.timeout).await? {
+            return Ok(false);
+        }
+        h.published.renewed(sent);
+    }
+    if plan.write {
+        let sent = Instant::now();
+        if !acquire(conn, key, value, &h.id).await? {
+            return Ok(false);
+        }
+        h.published.written(value, sent);
+    }
+    Ok(true)
 }
 
 /// Writes `value` to `key` holding its lock with session `id`; false when another session holds it.

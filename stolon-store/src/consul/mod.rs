@@ -16,6 +16,7 @@ mod http;
 mod keys;
 mod kv;
 mod limits;
+mod member_watch;
 mod members;
 mod session;
 mod watch;
@@ -34,7 +35,7 @@ use self::http::Conn;
 use self::kv::Write;
 use self::members::MemberSessions;
 use crate::{
-    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, Revision, Store,
+    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, MemberWatch, Revision, Store,
     StoreBackend, StoreConfig, StoreError, StoreResult, WatchDelivery, WatchStream,
 };
 
@@ -181,6 +182,10 @@ impl Store for ConsulStore {
         let key = self.key("clusterdata");
         let after = after.map(|rev| expected_index(&key, rev)).transpose()?;
         watch::watch_key(self.conn.clone(), key, after).await
+    }
+
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch> {
+        member_watch::watch_members(self.conn.clone(), self.member_dir(kind)).await
     }
 }
 

@@ -1,18 +1,23 @@
-//! Member records: TTL keys `P/<kind>/info/<id>`, refreshed in place with `refresh=true` while their value is
-//! unchanged (which does not wake watchers), rewritten when it changed or the key expired.
+//! Member records: TTL keys `P/<kind>/info/<id>`. As [`crate::refresh`] says, a refresh rewrites the value
+//! only when it changed (or was last written a minute ago), and otherwise renews the TTL in place with
+//! `refresh=true` (which does not wake watchers) only when the key would keep less than a third of its TTL
+//! at the owner's next call; an expired or overwritten key is written again.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::http::{Call, Http, Key};
 use super::kv;
+use crate::refresh::Published as Refresh;
 use crate::{MemberRecord, StoreError, StoreResult};
 
 /// What this client last wrote to one member key.
 struct Written {
-    value: Vec<u8>,
+    refresh: Refresh,
+    ttl_secs: u64,
     modified_index: u64,
 }
 
@@ -21,29 +26,40 @@ struct Written {
 pub(crate) struct Published(Mutex<HashMap<String, Written>>);
 
 impl Published {
-    /// Creates or refreshes `key` with `value`, expiring `ttl_secs` after this call.
+    /// Creates or refreshes `key` with `value`, expiring `ttl_secs` after its last renewal.
     pub(crate) async fn set(&self, http: &Http, key: &Key, value: &[u8], ttl_secs: u64) -> StoreResult<()> {
         let text = kv::text(key, value)?;
         let name = key.name();
-        let last = self.0.lock().await.get(&name).filter(|w| w.value == value).map(|w| w.modified_index);
-        if let Some(index) = last {
-            // Only our own, unchanged key is refreshed: an expired or overwritten key is written again.
-            let refresh = Call::put(key)
-                .query("refresh", true)
-                .query("prevExist", true)
-                .query("prevIndex", index)
-                .form("ttl", ttl_secs);
-            match kv::write(http, refresh).await {
-                Ok(node) => {
-                    self.remember(name, value, node.modified_index).await;
+        // One refresh at a time per client: keeps the map and etcd in step.
+        let mut published = self.0.lock().await;
+        if let Some(w) = published.get_mut(&name).filter(|w| w.ttl_secs == ttl_secs) {
+            let plan = w.refresh.plan(value, Instant::now());
+            if !plan.write {
+                if !plan.renew {
                     return Ok(());
                 }
-                Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
+                // Only our own, unchanged key is refreshed: an expired or overwritten key is written again.
+                let sent = Instant::now();
+                let refresh = Call::put(key)
+                    .query("refresh", true)
+                    .query("prevExist", true)
+                    .query("prevIndex", w.modified_index)
+                    .form("ttl", ttl_secs);
+                match kv::write(http, refresh).await {
+                    Ok(node) => {
+                        w.modified_index = node.modified_index;
+                        w.refresh.renewed(sent);
+                        return Ok(());
+                    }
+                    Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
+        let sent = Instant::now();
         let node = kv::write(http, Call::put(key).form("value", text).form("ttl", ttl_secs)).await?;
-        self.remember(name, value, node.modified_index).await;
+        let refresh = Refresh::new(value, Duration::from_secs(ttl_secs), sent);
+        published.insert(name, Written { refresh, ttl_secs, modified_index: node.modified_index });
         Ok(())
     }
 
@@ -55,18 +71,19 @@ impl Published {
             Err(e) => Err(e),
         }
     }
-
-    async fn remember(&self, name: String, value: &[u8], modified_index: u64) {
-        self.0.lock().await.insert(name, Written { value: value.to_vec(), modified_index });
-    }
 }
 
 /// Lists the records (values, not sub-directories) directly under `dir`, sorted by id; a missing directory
 /// is an empty list.
 pub(crate) async fn list(http: &Http, dir: &Key) -> StoreResult<Vec<MemberRecord>> {
     let (node, _) = kv::get(http, dir).await?;
-    let Some(node) = node.filter(|n| n.dir) else {
-        return Ok(Vec::new());
+    Ok(records(node))
+}
+
+/// The records (values, not sub-directories) of a listed directory node, sorted by id.
+pub(crate) fn records(dir: Option<kv::Node>) -> Vec<MemberRecord> {
+    let Some(node) = dir.filter(|n| n.dir) else {
+        return Vec::new();
     };
     let mut out: Vec<MemberRecord> = node
         .nodes
@@ -78,7 +95,7 @@ pub(crate) async fn list(http: &Http, dir: &Key) -> StoreResult<Vec<MemberRecord
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(out)
+    out
 }
 
 /// Rounds a TTL up to whole seconds (etcd v2 TTLs are integers), at least `min`.

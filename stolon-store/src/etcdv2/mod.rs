@@ -9,6 +9,7 @@ mod election;
 mod errors;
 mod http;
 mod kv;
+mod member_watch;
 mod members;
 mod watch;
 
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use self::http::{Call, Http, Key};
 use crate::etcdv3::check_member_id;
 use crate::{
-    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, Revision, Store,
+    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, MemberWatch, Revision, Store,
     StoreBackend, StoreConfig, StoreError, StoreResult, WatchDelivery, WatchStream,
 };
 
@@ -135,6 +136,10 @@ impl Store for EtcdV2Store {
             None => kv::get(&self.http, &key).await?.1 + 1,
         };
         Ok(watch::watch_key(self.http.clone(), key, wait_index))
+    }
+
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch> {
+        member_watch::watch_members(self.http.clone(), self.member_dir(kind)).await
     }
 }
 

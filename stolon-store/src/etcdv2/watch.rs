@@ -38,7 +38,21 @@ pub(crate) enum Poll {
 
 /// One long poll on `key` for changes at or after `wait_index`, open for at most `window`.
 pub(crate) async fn poll_once(http: &Http, key: &Key, wait_index: u64, window: Duration) -> StoreResult<Poll> {
-    let call = Call::get(key).query("wait", true).query("waitIndex", wait_index);
+    poll(http, key, wait_index, window, false).await
+}
+
+/// One long poll on `key` and every key below it (`recursive`) or on `key` alone.
+pub(crate) async fn poll(
+    http: &Http,
+    key: &Key,
+    wait_index: u64,
+    window: Duration,
+    recursive: bool,
+) -> StoreResult<Poll> {
+    let mut call = Call::get(key).query("wait", true).query("waitIndex", wait_index);
+    if recursive {
+        call = call.query("recursive", true);
+    }
     let (resp, endpoint) = http.open(&call).await?;
     let status = resp.status().as_u16();
     // The index at which the server started watching: every change up to it was already looked at.

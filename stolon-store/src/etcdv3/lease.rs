@@ -1,4 +1,4 @@
-//! etcd leases: one-shot refreshes for member records, and the keep-alive loop that holds an election lease.
+//! The keep-alive loop that holds an election lease.
 
 use std::time::Duration;
 
@@ -6,19 +6,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Conn;
-use crate::StoreResult;
-
-/// Sends one keep-alive for `lease_id`; true if the lease is still alive afterwards.
-pub(crate) async fn refresh_once(store: &Conn, key: &str, lease_id: i64) -> StoreResult<bool> {
-    let resp = store
-        .call(key, |mut c, _| async move {
-            let (mut keeper, mut stream) = c.lease_keep_alive(lease_id).await?;
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await?;
-    Ok(resp.is_some_and(|r| r.ttl() > 0))
-}
 
 /// Keeps `lease_id` (granted with `ttl`, requested at `granted_at`) alive by refreshing it every third of
 /// its TTL. Returns when the lease can no longer be trusted to be alive on the server: the server said it

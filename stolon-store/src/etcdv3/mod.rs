@@ -7,22 +7,23 @@
 mod election;
 mod errors;
 mod lease;
+mod member_lease;
+mod member_watch;
 mod tls;
 mod watch;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
-use tokio::sync::Mutex;
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
 
 use crate::timeout::bounded;
 use crate::{
-    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, Revision, Store,
+    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, MemberWatch, Revision, Store,
     StoreBackend, StoreConfig, StoreError, StoreResult, WatchDelivery, WatchStream,
 };
+use member_lease::MemberLeases;
 
 /// etcd refuses leases shorter than about 1.5 s (its minimum lease TTL); TTLs are rounded up to this.
 pub const MIN_TTL: Duration = Duration::from_secs(2);
@@ -31,8 +32,8 @@ pub const MIN_TTL: Duration = Duration::from_secs(2);
 pub struct EtcdV3Store {
     conn: Conn,
     path: String,
-    /// The lease currently attached to each member record we publish, with its TTL in seconds.
-    member_leases: Mutex<HashMap<String, (i64, i64)>>,
+    /// The member records we publish and their leases.
+    member_leases: MemberLeases,
 }
 
 /// How often an open stream (a watch, a lease keep-alive) probes the connection: above etcd's default
@@ -75,7 +76,7 @@ impl EtcdV3Store {
         Ok(EtcdV3Store {
             conn: Conn { client, timeout: config.timeout, endpoints: joined.into() },
             path: config.cluster_path(),
-            member_leases: Mutex::new(HashMap::new()),
+            member_leases: MemberLeases::default(),
         })
     }
 
@@ -85,49 +86,6 @@ impl EtcdV3Store {
 
     fn member_prefix(&self, kind: MemberKind) -> String {
         self.key(&format!("{}/info/", kind.key_segment()))
-    }
-
-    async fn put_member_with_lease(&self, key: &str, value: &[u8], ttl_secs: i64) -> StoreResult<()> {
-        let cached = self.member_leases.lock().await.get(key).copied();
-        let alive = match cached {
-            Some((lease_id, cached_ttl)) if cached_ttl == ttl_secs => {
-                match lease::refresh_once(&self.conn, key, lease_id).await {
-                    Ok(alive) => alive.then_some(lease_id),
-                    // The lease expired (e.g. the owner paused longer than its TTL): grant a new one below.
-                    Err(StoreError::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                }
-            }
-            _ => None,
-        };
-        if let Some(lease_id) = alive {
-            let value = value.to_vec();
-            let put = self
-                .conn
-                .call(
-                    key,
-                    |mut c, k| async move { c.put(k, value, Some(PutOptions::new().with_lease(lease_id))).await },
-                )
-                .await;
-            match put {
-                Ok(_) => return Ok(()),
-                // The lease expired between the refresh and the put: grant a new one below.
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let granted = self.conn.call(key, |mut c, _| async move { c.lease_grant(ttl_secs, None).await }).await?;
-        let lease_id = granted.id();
-        let value = value.to_vec();
-        self.conn
-            .call(key, |mut c, k| async move { c.put(k, value, Some(PutOptions::new().with_lease(lease_id))).await })
-            .await?;
-        let old = self.member_leases.lock().await.insert(key.to_string(), (lease_id, ttl_secs));
-        if let Some((old_id, _)) = old.filter(|(id, _)| *id != lease_id) {
-            // The old lease holds nothing any more; revoke it so leases do not pile up until they expire.
-            let _ = self.conn.call(key, |mut c, _| async move { c.lease_revoke(old_id).await }).await;
-        }
-        Ok(())
     }
 }
 
@@ -220,16 +178,14 @@ impl Store for EtcdV3Store {
     async fn set_member(&self, kind: MemberKind, id: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         check_member_id(id)?;
         let key = format!("{}{id}", self.member_prefix(kind));
-        self.put_member_with_lease(&key, value, ttl_secs(ttl)).await
+        self.member_leases.set(&self.conn, &key, value, ttl_secs(ttl)).await
     }
 
     async fn delete_member(&self, kind: MemberKind, id: &str) -> StoreResult<()> {
         check_member_id(id)?;
         let key = format!("{}{id}", self.member_prefix(kind));
         self.conn.call(&key, |mut c, k| async move { c.delete(k, None).await }).await?;
-        if let Some((lease_id, _)) = self.member_leases.lock().await.remove(&key) {
-            let _ = self.conn.call(&key, |mut c, _| async move { c.lease_revoke(lease_id).await }).await;
-        }
+        self.member_leases.forget(&self.conn, &key).await;
         Ok(())
     }
 
@@ -237,15 +193,7 @@ impl Store for EtcdV3Store {
         let prefix = self.member_prefix(kind);
         let opts = GetOptions::new().with_prefix();
         let resp = self.conn.call(&prefix, |mut c, k| async move { c.get(k, Some(opts)).await }).await?;
-        let mut out: Vec<MemberRecord> = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let id = kv.key().strip_prefix(prefix.as_bytes())?;
-                let id = String::from_utf8(id.to_vec()).ok()?;
-                (!id.is_empty() && !id.contains('/')).then(|| MemberRecord { id, value: kv.value().to_vec() })
-            })
-            .collect();
+        let mut out: Vec<MemberRecord> = resp.kvs().iter().filter_map(|kv| member_watch::record(&prefix, kv)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -257,6 +205,10 @@ impl Store for EtcdV3Store {
             None => 0,
         };
         watch::watch_key(&self.conn, key, start).await
+    }
+
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch> {
+        member_watch::watch_members(&self.conn, self.member_prefix(kind)).await
     }
 }
 

@@ -2,7 +2,9 @@
 //! `component=<stolon-keeper|stolon-sentinel|stolon-proxy>` and `stolon-cluster=<cluster>`.
 //!
 //! A process can only publish on its own pod (`POD_NAME`): the `id` given to [`set`] is not stored (stolon's
-//! infos carry their own UID), and [`list`] names records by pod. A record goes away with its pod.
+//! infos carry their own UID), and [`list`] names records by pod. A record goes away with its pod. The pod is
+//! patched only when the record's value changed, or once a minute when it did not ([`crate::refresh`]):
+//! rewriting an unchanged annotation every few seconds only loads the API server (stolon's #463).
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -10,6 +12,7 @@ use serde_json::json;
 
 use super::Inner;
 use super::config::{CLUSTER_LABEL, COMPONENT_LABEL, missing_pod_name};
+use crate::refresh::Published;
 use crate::{MemberKind, MemberRecord, StoreError, StoreResult};
 
 /// The pod annotation holding a component's status (KeeperInfo, SentinelInfo or ProxyInfo JSON).
@@ -24,12 +27,26 @@ pub(crate) async fn set(inner: &Inner, _kind: MemberKind, _id: &str, value: &[u8
         key: format!("{RESOURCE}/{pod}"),
         reason: "member records are kept in a pod annotation and must be UTF-8 text".into(),
     })?;
-    patch_status(inner, pod, Some(text)).await
+    let mut published = inner.published.lock().await;
+    let now = tokio::time::Instant::now();
+    if let Some(p) = published.as_mut()
+        && !p.plan(value, now).write
+    {
+        return Ok(());
+    }
+    patch_status(inner, pod, Some(text)).await?;
+    match published.as_mut() {
+        Some(p) => p.written(value, now),
+        // No lease on Kubernetes: the TTL only fills the field.
+        None => *published = Some(Published::new(value, std::time::Duration::ZERO, now)),
+    }
+    Ok(())
 }
 
 /// Removes a member record: the status of pod `id` when it is a pod of this cluster and kind (as [`list`] names
 /// records), else the status of this process's own pod. A missing record or pod is not an error.
 pub(crate) async fn delete(inner: &Inner, kind: MemberKind, id: &str) -> StoreResult<()> {
+    *inner.published.lock().await = None;
     let target = if inner.pod_name.as_deref() == Some(id) {
         Some(id)
     } else {
@@ -113,7 +130,7 @@ pub(crate) async fn list(inner: &Inner, kind: MemberKind) -> StoreResult<Vec<Mem
 }
 
 /// The label selector of this cluster's pods of `kind`.
-fn selector(inner: &Inner, kind: MemberKind) -> String {
+pub(crate) fn selector(inner: &Inner, kind: MemberKind) -> String {
     format!("{COMPONENT_LABEL}={},{CLUSTER_LABEL}={}", kind.component_label(), inner.cluster)
 }
 

@@ -14,6 +14,7 @@ mod config;
 mod configmap;
 mod election;
 mod errors;
+mod member_watch;
 mod members;
 mod record;
 mod watch;
@@ -33,7 +34,7 @@ pub use record::{LEADER_ANNOTATION, LeaderRecord};
 
 use crate::timeout::bounded;
 use crate::{
-    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, Revision, Store,
+    Capabilities, Document, Election, Leadership, MemberExpiry, MemberKind, MemberRecord, MemberWatch, Revision, Store,
     StoreBackend, StoreConfig, StoreResult, WatchDelivery, WatchStream,
 };
 use errors::Op;
@@ -60,6 +61,8 @@ pub(crate) struct Inner {
     pod_name: Option<String>,
     timeout: Duration,
     server: String,
+    /// What this process last published on its pod.
+    published: tokio::sync::Mutex<Option<crate::refresh::Published>>,
 }
 
 impl KubeStore {
@@ -80,6 +83,7 @@ impl KubeStore {
                 pod_name: config.kube.pod_name.clone().filter(|p| !p.is_empty()),
                 timeout: config.timeout,
                 server,
+                published: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -171,6 +175,10 @@ impl Store for KubeStore {
 
     async fn set_member_labels(&self, labels: &[(&str, Option<&str>)]) -> StoreResult<bool> {
         members::set_labels(&self.inner, labels).await.map(|()| true)
+    }
+
+    async fn watch_members(&self, kind: MemberKind) -> StoreResult<MemberWatch> {
+        member_watch::watch_members(self.inner.clone(), kind).await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod keeper_api;
 pub mod keeper_checks;
 pub mod logging;
 pub mod metrics;
+pub mod multicall;
 pub mod process_metrics;
 pub mod status_watch;
 

@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     res.map_err(Into::into)
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = stolon_daemons::parse_cli::<Cli>(env::KEEPER);
     let level = if cli.debug { logging::LogLevel::Debug } else { cli.common.log_level };
     logging::init(level, cli.common.log_color);

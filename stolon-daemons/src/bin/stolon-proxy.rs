@@ -300,7 +300,7 @@ fn raise_fd_limit() {
     }
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = stolon_daemons::parse_cli::<Cli>(env::PROXY);
     let level = if cli.debug { logging::LogLevel::Debug } else { cli.common.log_level };
     logging::init(level, cli.common.log_color);

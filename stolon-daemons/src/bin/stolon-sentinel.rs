@@ -93,7 +93,7 @@ async fn run(cli: Cli, initial_spec: Option<ClusterSpec>) -> Result<(), String> 
     Ok(())
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = stolon_daemons::parse_cli::<Cli>(env::SENTINEL);
     let level = if cli.debug { logging::LogLevel::Debug } else { cli.common.log_level };
     logging::init(level, cli.common.log_color);

@@ -192,7 +192,7 @@ fn command() -> clap::Command {
     )
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = parse_cli(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     if let Command::Version = cli.command {
         println!("stolonctl version {}", env!("CARGO_PKG_VERSION"));

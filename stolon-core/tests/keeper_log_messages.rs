@@ -142,6 +142,9 @@ fn standbys_promotions_and_role_refusals() {
         ]
     );
 
+    let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Undefined, false), &Applied::default());
+    assert_eq!(lines, ["our db requested role is standby", "database cluster not initialized"]);
+
     let cd = cd_with(db("d1", "k1", DbRole::Master, DbInitMode::None));
     let (_, lines) = pass(&cd, &local("d1", 3), &observed(DbRole::Undefined, false), &Applied::default());
     assert_eq!(

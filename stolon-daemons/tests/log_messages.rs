@@ -373,3 +373,128 @@ async fn keeper_pass_lines() {
     store.put_cluster_data(&routed(free_port(), &[])).await.expect("cluster data written");
     keeper.wait_line("INFO", "our keeper data is not available, waiting for it to appear").await;
 }
+
+/// etcd users for `store_refusing_writes_lines`: each reads what it needs and may write only some keys.
+async fn etcd_with_users(etcd: &EtcdServer, users: &[(&str, Vec<etcd_client::Permission>)]) {
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None).await.expect("etcd client");
+    // Everything is set up before authentication is on: changing roles afterwards would invalidate the
+    // tokens the daemons hold ("auth: revision in header is old").
+    for (user, permissions) in users {
+        client.user_add(*user, *user, None).await.expect("user added");
+        client.role_add(*user).await.expect("role added");
+        for p in permissions {
+            client.role_grant_permission(*user, p.clone()).await.expect("permission granted");
+        }
+        client.user_grant_role(*user, *user).await.expect("role granted");
+    }
+    client.user_add("root", "root", None).await.expect("root added");
+    client.user_grant_role("root", "root").await.expect("root role granted");
+    client.auth_enable().await.expect("authentication enabled");
+}
+
+/// A store client for `cluster` logged in as etcd's root.
+async fn root_store(etcd: &EtcdServer, cluster: &str) -> ClusterStore {
+    let mut config = etcd.config(StoreBackend::EtcdV3, cluster);
+    config.username = Some("root".into());
+    config.password = Some("root".into());
+    ClusterStore::new(stolon_store::connect(&config).await.expect("root store client"))
+}
+
+/// The lines of a sentinel and a proxy whose store allows reads and refuses writes (a real etcd with
+/// authentication, users whose roles can read but not write some of the cluster's keys).
+#[tokio::test]
+async fn store_refusing_writes_lines() {
+    use etcd_client::Permission;
+    let etcd = EtcdServer::start().expect("a real etcd is needed: apt-get install etcd-server");
+    let path = |cluster: &str| format!("{}/", etcd.config(StoreBackend::EtcdV3, cluster).cluster_path());
+    let read_all = |c: &str| Permission::read(path(c)).with_prefix();
+    let sentinel_keys = |c: &str| {
+        vec![
+            Permission::read_write(format!("{}sentinels/", path(c))).with_prefix(),
+            Permission::read_write(format!("{}sentinel-leader/", path(c))).with_prefix(),
+        ]
+    };
+    let cluster_data = |c: &str| Permission::read(format!("{}clusterdata", path(c)));
+    let keepers = |c: &str| Permission::read(format!("{}keepers/", path(c))).with_prefix();
+    etcd_with_users(
+        &etcd,
+        &[
+            // Reads everything, writes nothing.
+            ("reader", vec![read_all("ro")]),
+            // Publishes its info and campaigns, but cannot read the keepers' or the proxies' infos.
+            ("nokeepers", [sentinel_keys("nok"), vec![cluster_data("nok")]].concat()),
+            ("noproxies", [sentinel_keys("nop"), vec![cluster_data("nop"), keepers("nop")]].concat()),
+            // Reads everything, publishes and campaigns, cannot write the cluster data.
+            ("leader", [sentinel_keys("nocd"), vec![read_all("nocd")]].concat()),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let endpoint = etcd.endpoint();
+    let as_user = |cluster: &'static str, user: &'static str| {
+        let mut args = store_args(&endpoint, cluster);
+        args.extend(["--store-username", user, "--store-password", user]);
+        args
+    };
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec()).expect("spec JSON")).expect("spec file");
+    let spec_path = spec_file.to_string_lossy().into_owned();
+    let sentinel = env!("CARGO_BIN_EXE_stolon-sentinel");
+
+    // No cluster data and a reader: the initial cluster data cannot be written.
+    let mut args = as_user("ro", "reader");
+    args.extend(["--initial-cluster-spec", &spec_path]);
+    let reader = Daemon::start(sentinel, &args, dir.path(), "reader");
+    reader.wait_line("INFO", "writing initial cluster data").await;
+    reader.wait_line("ERROR", "error saving cluster data").await;
+    let ro = root_store(&etcd, "ro").await;
+    ro.put_cluster_data(&routed(free_port(), &[])).await.expect("cluster data written");
+    reader.wait_line("ERROR", "cannot update sentinel info").await;
+    assert!(reader.text().contains("etcd refused access to"), "{}", reader.text());
+
+    let mut args = as_user("ro", "reader");
+    let port = free_port().to_string();
+    args.extend(["--listen-address", "127.0.0.1", "--port", &port]);
+    let proxy = Daemon::start(env!("CARGO_BIN_EXE_stolon-proxy"), &args, dir.path(), "proxy");
+    // A master is defined: the check fails with stolon's error.
+    proxy.wait_line("WARN", "check function error").await;
+    assert!(proxy.text().contains(" error=failed to update proxyInfo: "), "{}", proxy.text());
+    // No master: connections are closed, then the proxy info cannot be published.
+    let mut no_master = routed(free_port(), &[]);
+    no_master.proxy.spec.master_db_uid.clear();
+    no_master.proxy.generation += 1;
+    ro.put_cluster_data(&no_master).await.expect("cluster data written");
+    proxy.wait_line("ERROR", "failed to update proxyInfo").await;
+
+    let nok = Daemon::start(sentinel, &as_user("nok", "nokeepers"), dir.path(), "nokeepers");
+    root_store(&etcd, "nok").await.put_cluster_data(&routed(free_port(), &[])).await.expect("written");
+    nok.wait_line("ERROR", "cannot get keepers info").await;
+    let nop = Daemon::start(sentinel, &as_user("nop", "noproxies"), dir.path(), "noproxies");
+    root_store(&etcd, "nop").await.put_cluster_data(&routed(free_port(), &[])).await.expect("written");
+    nop.wait_line("ERROR", "failed to get proxies info").await;
+
+    // A new keeper's info: the leader's decision adds it to the cluster data, which it cannot write.
+    let nocd = root_store(&etcd, "nocd").await;
+    let cd = ClusterData::new_initial("c1", spec(), Timestamp::now());
+    nocd.put_cluster_data(&cd).await.expect("cluster data written");
+    // The keeper publishes a new info every half second, as a running keeper does (bounded: 60 s).
+    let cluster_uid = cd.cluster.uid.clone();
+    let keeper = tokio::spawn(async move {
+        for i in 0..120 {
+            let info = stolon_core::cluster::KeeperInfo {
+                uid: "keeper1".into(),
+                info_uid: format!("info{i}"),
+                cluster_uid: cluster_uid.clone(),
+                boot_uuid: "boot1".into(),
+                ..Default::default()
+            };
+            nocd.set_keeper_info(&info, Duration::from_secs(20)).await.expect("keeper info written");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let leader = Daemon::start(sentinel, &as_user("nocd", "leader"), dir.path(), "leader");
+    leader.wait_line("INFO", "sentinel leadership acquired").await;
+    leader.wait_line("ERROR", "error saving clusterdata").await;
+    keeper.abort();
+    assert!(leader.text().contains("etcd refused access to"), "{}", leader.text());
+}

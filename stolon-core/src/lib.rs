@@ -12,6 +12,7 @@ pub mod byte_size;
 pub mod cluster;
 pub mod ctl;
 pub mod duration;
+pub mod failsafe;
 pub mod keeper;
 pub mod postgres;
 pub mod proxy;

@@ -58,6 +58,7 @@ async fn start(etcd: &EtcdServer, pg_port: u16, options: ServeOptions) -> Api {
         view: view.clone(),
         sampler: PgSampler::new(conn),
         store: ClusterStore::new(raw),
+        failsafe: Arc::new(stolon_core::failsafe::FailsafeKeeper::new("k0")),
     };
     let task = server::spawn(listener, Arc::new(state));
     Api { base: format!("{}://localhost:{}", if tls { "https" } else { "http" }, addr.port()), task, view }

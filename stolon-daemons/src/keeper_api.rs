@@ -3,15 +3,19 @@
 //! name the same address.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use prometheus_client::registry::Registry;
-use stolon_core::keeper::api::{ApiListener, BasicAuth, ServeOptions, api_url, tls};
+use stolon_core::keeper::api::{ApiClient, ApiListener, BasicAuth, ClientOptions, ServeOptions, api_url, tls};
 
 use crate::metrics;
+
+/// The bound of one call to another keeper's API in failsafe mode.
+const FAILSAFE_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The keeper API flags.
 #[derive(Debug, Clone, Args)]
@@ -30,6 +34,10 @@ pub struct ApiArgs {
     /// File of user:password lines: every API request must authenticate with one of them (HTTP basic).
     #[arg(long, default_value = "")]
     pub api_basic_auth_file: String,
+    /// PEM CA bundle verifying the other keepers' https APIs, which the master calls in failsafe mode (the
+    /// system's roots when empty); the first pair of --api-basic-auth-file authenticates these calls.
+    #[arg(long, default_value = "")]
+    pub api_ca_file: String,
 }
 
 /// The listeners of a keeper: the API's (serving `/metrics` too when shared) and whether the metrics need
@@ -41,6 +49,8 @@ pub struct Listeners {
     pub api_url: String,
     /// The address of a separate metrics listener, when metrics are enabled and not shared.
     pub separate_metrics: Option<SocketAddr>,
+    /// The client of the other keepers' APIs (failsafe mode), when the API is on.
+    pub failsafe_client: Option<ApiClient>,
 }
 
 /// Checks the API flags and binds the API listener. `registry` (present when `--metrics-listen-address` is
@@ -60,10 +70,18 @@ pub async fn bind(
         bail!("--api-tls-cert-file and --api-tls-key-file must be given together");
     }
     let Some(addr) = api_addr else {
-        if !cert.is_empty() || !auth.is_empty() {
-            bail!("--api-tls-cert-file, --api-tls-key-file and --api-basic-auth-file need --api-listen-address");
+        if !cert.is_empty() || !auth.is_empty() || !args.api_ca_file.is_empty() {
+            bail!(
+                "--api-tls-cert-file, --api-tls-key-file, --api-basic-auth-file and --api-ca-file need \
+                 --api-listen-address"
+            );
         }
-        return Ok(Listeners { api: None, api_url: String::new(), separate_metrics: metrics_addr });
+        return Ok(Listeners {
+            api: None,
+            api_url: String::new(),
+            separate_metrics: metrics_addr,
+            failsafe_client: None,
+        });
     };
     let mut options = ServeOptions::default();
     if !cert.is_empty() {
@@ -78,12 +96,19 @@ pub async fn bind(
         options.metrics = Some(Arc::new(move || metrics::render(&registry)));
     }
     let tls = options.tls.is_some();
+    let client_options = ClientOptions {
+        ca_file: Some(args.api_ca_file.as_str()).filter(|f| !f.is_empty()).map(PathBuf::from),
+        basic_auth: options.auth.as_ref().and_then(BasicAuth::first),
+        timeout: FAILSAFE_CALL_TIMEOUT,
+    };
+    let failsafe_client = ApiClient::new(&client_options).context("--api-ca-file")?;
     let listener = ApiListener::bind(addr, options).await?;
     let bound = listener.local_addr()?;
     Ok(Listeners {
         api: Some(listener),
         api_url: api_url(bound, tls, advertise_host),
         separate_metrics: if shared { None } else { metrics_addr },
+        failsafe_client: Some(failsafe_client),
     })
 }
 

@@ -47,10 +47,18 @@ fn main() {
     for (name, result) in nemesis::checkers::self_tests() {
         trials.push(Trial::test(format!("selftest::{name}"), move || result.map_err(Failed::from)));
     }
+    for (name, result) in nemesis::failsafe::self_tests() {
+        trials.push(Trial::test(format!("selftest::{name}"), move || result.map_err(Failed::from)));
+    }
     trials.push(Trial::test("selftest::plan", || nemesis::faults::plan_self_test().map_err(Failed::from)));
     let handle = runtime.handle().clone();
-    let scenarios: Vec<(&str, Scenario)> =
-        vec![("nemesis::run", Box::new(|net, logs| Box::pin(nemesis_run(net, logs))))];
+    let scenarios: Vec<(&str, Scenario)> = vec![
+        ("nemesis::run", Box::new(|net, logs| Box::pin(nemesis_run(net, logs)))),
+        (
+            "failsafe::store_outage",
+            Box::new(|net, logs| Box::pin(async move { nemesis::failsafe::run(net, CLIENT, &logs).await })),
+        ),
+    ];
     for (name, body) in scenarios {
         let (net, handle, run_dir) = (net.clone(), handle.clone(), run_dir.clone());
         trials.push(Trial::test(name, move || run_trial(name, &net, &handle, &run_dir, &body)));

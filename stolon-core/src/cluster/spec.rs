@@ -109,6 +109,10 @@ pub struct ClusterSpec {
     /// Restart postgres when a changed parameter needs it (default false). Always emitted.
     #[serde(default)]
     pub automatic_pg_restart: Option<bool>,
+    /// Failsafe mode (stolon-rs, default false): during a store outage proxies keep forwarding to the master
+    /// while its keeper confirms that every other DB's keeper follows it (docs/reliability.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failsafe_mode: Option<bool>,
 }
 
 fn is_none_or_empty(m: &Option<PgParameters>) -> bool {

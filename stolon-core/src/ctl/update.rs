@@ -31,6 +31,14 @@ impl SpecUpdate {
         Ok(SpecUpdate::Patch(value))
     }
 
+    /// Whether this update may turn failsafe mode on (then every keeper must publish its API).
+    pub fn may_enable_failsafe(&self) -> bool {
+        match self {
+            SpecUpdate::Replace(spec) => spec.failsafe_mode == Some(true),
+            SpecUpdate::Patch(patch) => patch.get("failsafeMode") == Some(&Value::Bool(true)),
+        }
+    }
+
     /// The spec that results from applying this update to `current`.
     pub fn new_spec(&self, current: &ClusterSpec) -> Result<ClusterSpec, CtlError> {
         match self {
@@ -84,10 +92,18 @@ pub async fn update_spec_with_attempts(
     update: &SpecUpdate,
     max_attempts: usize,
 ) -> Result<Modified<ClusterSpec>, CtlError> {
+    // Failsafe mode needs every keeper's API: read their infos when the update may turn it on.
+    let failsafe_refusal =
+        if update.may_enable_failsafe() { crate::failsafe::missing_api(&store.keeper_infos().await?) } else { None };
     // The stored spec need not be valid: an update is how an invalid spec gets repaired.
     modify(store, max_attempts, SpecCheck::Skipped, |cd| {
         let new = update.new_spec(&cd.cluster.spec)?;
         ClusterSpec::check_update(&cd.cluster.spec, &new).map_err(CtlError::spec_update)?;
+        if new.failsafe_mode == Some(true) && cd.cluster.spec.failsafe_mode != Some(true) {
+            if let Some(message) = &failsafe_refusal {
+                return Err(CtlError::InvalidInput { what: "cluster spec", message: message.clone() });
+            }
+        }
         cd.cluster.spec = new.clone();
         Ok(Decision::Write(new))
     })

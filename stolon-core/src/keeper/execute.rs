@@ -24,6 +24,8 @@ use crate::postgres::{AuthMethod, PgError, PgProcess, PgResult, StopMode};
 
 /// Runs plans; owns the knowledge of what the running instance was configured with.
 pub struct Executor {
+    /// Failsafe mode's confirmations: a promotion waits out the last one given.
+    pub failsafe: Arc<crate::failsafe::FailsafeKeeper>,
     /// The instance.
     pub pg: Arc<PgProcess>,
     /// Superuser connection to it.
@@ -103,8 +105,15 @@ impl Executor {
             }
             Action::Resync(r) => self.resync(r, cd).await,
             Action::Promote { config } => {
+                let wait = self.failsafe.hold_for_promotion();
+                if !wait.is_zero() {
+                    tracing::info!(wait = ?wait, "failsafe mode: waiting out the last confirmation given to the old master before promoting");
+                    tokio::time::sleep(wait).await;
+                }
                 tracing::debug!("promoting postgres");
-                self.pg.promote().await?;
+                let promoted = self.pg.promote().await;
+                self.failsafe.release();
+                promoted?;
                 self.applied.recovery = Some(config.recovery.clone());
                 self.write_and_reload(config).await?;
                 if let Err(e) = self.conn.checkpoint().await {

@@ -52,6 +52,8 @@ pub struct KeeperConfig {
     pub can_be_synchronous_replica: bool,
     /// The keeper API's URL published in the keeper info (`apiURL`; empty when the API is off).
     pub api_url: String,
+    /// The client of the other keepers' APIs (failsafe mode); `None` when this keeper's API is off.
+    pub failsafe_client: Option<super::api::ApiClient>,
 }
 
 impl KeeperConfig {
@@ -156,7 +158,9 @@ pub async fn run(
     let view = Arc::new(KeeperView::new());
     view.set_local_db(&db_state.uid);
     let db_state = Arc::new(Mutex::new(db_state));
+    let failsafe = Arc::new(crate::failsafe::FailsafeKeeper::new(&settings.uid));
     let executor = Executor {
+        failsafe: failsafe.clone(),
         pg: pg.clone(),
         conn: conn.clone(),
         settings: settings.clone(),
@@ -199,8 +203,18 @@ pub async fn run(
     ];
     if let Some(listener) = api {
         let sampler = super::api::sample::PgSampler::new(shared.conn.clone());
-        let state = ApiState { keeper_uid: uid, view, sampler, store: shared.store.clone() };
+        let state = ApiState {
+            keeper_uid: uid,
+            view: view.clone(),
+            sampler,
+            store: shared.store.clone(),
+            failsafe: failsafe.clone(),
+        };
         tasks.push(super::api::server::spawn(listener, Arc::new(state)));
+    }
+    if let Some(client) = shared.cfg.failsafe_client.clone() {
+        let collect = crate::failsafe::keeper::collect(failsafe, view, shared.store.clone(), client, shutdown.clone());
+        tasks.push(tokio::spawn(collect));
     }
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: stopping postgres");

@@ -21,7 +21,8 @@ use super::read_only_port::{ReadOnlyConfig, ReadOnlyPort, ReadOnlyStats};
 use super::route::{MasterEndpoint, Observation, Plan, Timing, plan};
 use crate::cluster::{ProxyInfo, new_uid};
 use crate::duration::GoDuration;
-use crate::store::{ClusterStore, ClusterStoreError, proxy_info_ttl};
+use crate::failsafe::FailsafeProxy;
+use crate::store::{ClusterStore, ClusterStoreError, VersionedClusterData, proxy_info_ttl};
 
 /// How long to wait before watching again after a watch failed.
 const REWATCH_DELAY: Duration = Duration::from_secs(1);
@@ -39,6 +40,8 @@ pub struct ProxyConfig {
     pub keepalive: Keepalive,
     /// The read-only port, when enabled (`--read-only-port`).
     pub read_only: Option<ReadOnlyConfig>,
+    /// The client of the keepers' APIs for failsafe mode (`None`: never used).
+    pub failsafe_client: Option<crate::keeper::api::ApiClient>,
 }
 
 /// Everything the proxy counts, for metrics.
@@ -71,6 +74,18 @@ struct Shared {
     read_only: ReadOnlyPort,
     timing: Mutex<Timing>,
     stats: Arc<ProxyStats>,
+    failsafe: FailsafeProxy,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// The check succeeded: forwarding may go on for proxyTimeout.
+    Ok,
+    /// The check failed.
+    Failed,
+    /// The store could not be read but the master's keeper confirmed it (failsafe mode) until then.
+    Trusted(std::time::Instant),
 }
 
 impl Shared {
@@ -104,13 +119,32 @@ impl Shared {
         Ok(())
     }
 
-    /// One check (reference section 6); true when it succeeded.
-    async fn check(&self) -> bool {
+    /// One check, and failsafe mode's answer when the store cannot be read.
+    async fn check(&self) -> Checked {
         let read = self.store.cluster_data().await;
         if let Err(ClusterStoreError::Store(e)) = &read {
             tracing::warn!(error = %e, "{}", m::CHECK_FUNCTION_ERROR);
-            return false;
+            return match self.failsafe.ask().await {
+                Some(trust) if trust.until > std::time::Instant::now() => {
+                    self.set_target(Some(trust.target), "failsafe mode: the master's keeper confirms it").await;
+                    Checked::Trusted(trust.until)
+                }
+                _ => Checked::Failed,
+            };
         }
+        let cd = match &read {
+            Ok(Some(v)) => Some(&v.data),
+            _ => None,
+        };
+        let ok = self.check_read(&read).await;
+        if ok {
+            self.failsafe.remember(&self.store, cd, self.forwarder.target()).await;
+        }
+        if ok { Checked::Ok } else { Checked::Failed }
+    }
+
+    /// One check of what was read (reference section 6); true when it succeeded.
+    async fn check_read(&self, read: &Result<Option<VersionedClusterData>, ClusterStoreError>) -> bool {
         {
             let mut listener = self.listener.lock().await;
             if listener.local_addr().is_none() {
@@ -123,11 +157,11 @@ impl Shared {
             self.stats.listening.store(1, Ordering::Relaxed);
         }
         self.read_only.ensure_listening().await;
-        let cd = match &read {
+        let cd = match read {
             Ok(Some(v)) => Some(&v.data),
             _ => None,
         };
-        let observed = match &read {
+        let observed = match read {
             Ok(Some(v)) => Observation::Data(&v.data),
             Ok(None) => Observation::Absent,
             Err(e) => {
@@ -243,9 +277,9 @@ async fn watch_changes(store: ClusterStore, wake: Arc<Notify>) {
 }
 
 /// The result of the running check task (a panicked task counts as failed); pending when none runs.
-async fn check_result(running: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+async fn check_result(running: &mut Option<tokio::task::JoinHandle<Checked>>) -> Checked {
     match running.as_mut() {
-        Some(task) => task.await.unwrap_or(false),
+        Some(task) => task.await.unwrap_or(Checked::Failed),
         None => std::future::pending().await,
     }
 }
@@ -261,6 +295,7 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
     let shared = Arc::new(Shared {
         listener: tokio::sync::Mutex::new(Listener::new(config.listen, forwarder.clone())),
         read_only: ReadOnlyPort::new(config.read_only.clone(), config.keepalive, stats.read_only.clone()),
+        failsafe: FailsafeProxy::new(config.failsafe_client.clone()),
         config,
         store: store.clone(),
         forwarder,
@@ -272,7 +307,7 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
     let watcher = tokio::spawn(watch_changes(store, wake.clone()));
 
     tokio::pin!(shutdown);
-    let mut running: Option<tokio::task::JoinHandle<bool>> = None;
+    let mut running: Option<tokio::task::JoinHandle<Checked>> = None;
     let mut rerun = false;
     let mut next_check = Instant::now();
     let mut deadline = Instant::now() + shared.timing().timeout;
@@ -280,16 +315,27 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            ok = check_result(&mut running) => {
+            checked = check_result(&mut running) => {
                 running = None;
                 let timing = shared.timing();
-                if ok {
-                    shared.stats.checks_ok.fetch_add(1, Ordering::Relaxed);
-                    shared.stats.last_check_success_seconds.store(unix_now(), Ordering::Relaxed);
-                    deadline = Instant::now() + timing.timeout;
-                    fenced = false;
-                } else {
-                    shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                match checked {
+                    Checked::Ok => {
+                        shared.stats.checks_ok.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.last_check_success_seconds.store(unix_now(), Ordering::Relaxed);
+                        deadline = Instant::now() + timing.timeout;
+                        fenced = false;
+                    }
+                    Checked::Trusted(until) => {
+                        shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                        // Never beyond what the keeper allowed, counted from when this proxy asked.
+                        deadline = deadline.max(Instant::from_std(until));
+                        if deadline > Instant::now() {
+                            fenced = false;
+                        }
+                    }
+                    Checked::Failed => {
+                        shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 next_check = if std::mem::take(&mut rerun) { Instant::now() } else { Instant::now() + timing.check_interval };
             }

@@ -118,6 +118,8 @@ struct LoopState {
     awaited_infos: Option<BTreeMap<String, String>>,
     /// The candidates' rejection reasons last logged (empty when no election is under way).
     logged_rejections: BTreeMap<String, Vec<Rejection>>,
+    /// Why failsafe mode cannot work, as last logged.
+    failsafe_refusal: Option<String>,
 }
 
 impl Sentinel {
@@ -147,6 +149,7 @@ impl Sentinel {
             next_expiry: None,
             awaited_infos: None,
             logged_rejections: BTreeMap::new(),
+            failsafe_refusal: None,
         };
         let mut watch: Option<WatchStream> = None;
         tokio::pin!(shutdown);
@@ -276,6 +279,13 @@ impl Sentinel {
                 return;
             }
         };
+        let refusal = crate::failsafe::sentinel_refusal(&read.data, &keepers);
+        if refusal != state.failsafe_refusal {
+            if let Some(r) = &refusal {
+                tracing::error!("{r}");
+            }
+            state.failsafe_refusal = refusal;
+        }
         let Some(term) = *term_rx.borrow() else {
             state.term = None;
             self.finish_check();

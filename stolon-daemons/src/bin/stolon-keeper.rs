@@ -198,6 +198,7 @@ fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
         can_be_master: cli.can_be_master,
         can_be_synchronous_replica: cli.can_be_synchronous_replica,
         api_url: String::new(),
+        failsafe_client: None,
     };
     Ok(Prepared { cfg, keeper_state, _lock: lock })
 }
@@ -265,6 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics_task = Some(metrics::serve(addr, registry).await?);
     }
     prepared.cfg.api_url = listeners.api_url;
+    prepared.cfg.failsafe_client = listeners.failsafe_client;
     let store = stolon_core::stolon_store::connect(&store_config).await.context("cannot connect to the store")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let m = keeper_metrics.clone();

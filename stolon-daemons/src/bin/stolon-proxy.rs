@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use stolon_core::byte_size::parse_byte_size;
 use stolon_core::cluster::new_uid;
+use stolon_core::keeper::api::{ApiClient, BasicAuth, ClientOptions};
 use stolon_core::proxy::{Fallback, Keepalive, ProxyConfig, ProxyStats, ReadOnlyConfig};
 use stolon_core::stolon_store;
 use stolon_core::store::ClusterStore;
@@ -60,9 +61,34 @@ struct Cli {
     /// (forward to the master).
     #[arg(long, default_value = "none", value_parser = |s: &str| s.parse::<Fallback>())]
     read_only_fallback: Fallback,
+    /// PEM CA bundle verifying the keepers' https APIs, which the proxy asks in failsafe mode during a store
+    /// outage (the system's roots when empty).
+    #[arg(long, default_value = "")]
+    keeper_api_ca_file: String,
+    /// File of user:password lines (the keepers' --api-basic-auth-file): its first pair authenticates the
+    /// proxy's calls to the keepers' APIs in failsafe mode.
+    #[arg(long, default_value = "")]
+    keeper_api_basic_auth_file: String,
     /// Deprecated: use --log-level=debug.
     #[arg(long, hide = true)]
     debug: bool,
+}
+
+/// The client of the keepers' APIs (failsafe mode), from --keeper-api-ca-file and
+/// --keeper-api-basic-auth-file.
+fn keeper_api_client(cli: &Cli) -> Result<ApiClient, String> {
+    let basic_auth = match cli.keeper_api_basic_auth_file.as_str() {
+        "" => None,
+        f => BasicAuth::from_file(std::path::Path::new(f))
+            .map_err(|e| e.replace("--api-basic-auth-file", "--keeper-api-basic-auth-file"))?
+            .first(),
+    };
+    let options = ClientOptions {
+        ca_file: Some(cli.keeper_api_ca_file.as_str()).filter(|f| !f.is_empty()).map(std::path::PathBuf::from),
+        basic_auth,
+        timeout: Duration::from_secs(2),
+    };
+    ApiClient::new(&options).map_err(|e| format!("--keeper-api-ca-file: {e}"))
 }
 
 /// Resolves `--listen-address` and `--port` to one socket address.
@@ -260,6 +286,13 @@ async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) 
             }
         }
     };
+    let failsafe_client = match keeper_api_client(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stolon-proxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let store = loop {
         match stolon_store::connect(&config).await {
             Ok(s) => break s,
@@ -278,6 +311,7 @@ async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) 
         stop_listening: cli.stop_listening,
         keepalive: keepalive(&cli),
         read_only,
+        failsafe_client: Some(failsafe_client),
     };
     stolon_core::proxy::run(ClusterStore::new(store), proxy, stats, shutdown_signal()).await;
     if let Some(task) = metrics_task {

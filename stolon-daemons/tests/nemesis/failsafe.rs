@@ -166,7 +166,8 @@ async fn scenario(t: &Topology, client: &str, ev: &Events, origin: Instant) -> R
             late[0]
         ));
     }
-    let before = history.acks.iter().filter(|a| clients.contains(&a.client) && a.end_ms > outage_ms && a.end_ms < isolated_ms);
+    let before =
+        history.acks.iter().filter(|a| clients.contains(&a.client) && a.end_ms > outage_ms && a.end_ms < isolated_ms);
     if before.count() < 20 {
         problems.push("fewer than 20 writes acknowledged during the outage".into());
     }

@@ -3,6 +3,7 @@
 //! links, kills, pauses), and checkers that judge the recorded history.
 
 pub mod checkers;
+pub mod failsafe;
 pub mod faults;
 pub mod netns;
 pub mod report;

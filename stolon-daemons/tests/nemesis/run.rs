@@ -134,7 +134,7 @@ impl Recoverer {
 }
 
 /// What the final master holds: every (client, seq) and its timeline lineage.
-async fn final_state(t: &Topology) -> R<(HashSet<(i32, i64)>, Lineage)> {
+pub async fn final_state(t: &Topology) -> R<(HashSet<(i32, i64)>, Lineage)> {
     // Right after the last heal the store may still be electing a leader: one read could time out.
     let master = crate::harness::wait_for("the final master in the cluster data", Duration::from_secs(60), || async {
         t.master().await

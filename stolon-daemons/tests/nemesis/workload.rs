@@ -203,20 +203,34 @@ async fn read_back(c: &Client, client: i32, seqs: &[i64]) -> Option<Vec<i64>> {
     Some(seqs.iter().copied().filter(|s| !found.contains(s)).collect())
 }
 
-async fn probe(proxy: usize, host: String, origin: Instant) -> Option<Probe> {
+/// Asks the server behind `conn` (a connection through proxy `proxy`, kept between rounds so that a proxy
+/// that fails to drop its connections to a deposed master shows it) which it is and whether it is writable;
+/// the connection is dropped on any failure and made again at the next round.
+async fn probe(proxy: usize, host: String, conn: &mut Option<Client>, origin: Instant) -> Option<Probe> {
     let start_ms = origin.elapsed().as_millis() as u64;
     let ask = async {
-        let c = connect(&host).await?;
+        if conn.is_none() {
+            *conn = connect(&host).await;
+        }
+        let c = conn.as_ref()?;
         let row = c.query_one("SELECT host(inet_server_addr()), pg_is_in_recovery()", &[]).await.ok()?;
         Some((row.try_get::<_, String>(0).ok()?, !row.try_get::<_, bool>(1).ok()?))
     };
-    let (server, writable) = tokio::time::timeout(Duration::from_secs(2), ask).await.ok()??;
+    let answer = tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten();
+    let Some((server, writable)) = answer else {
+        *conn = None;
+        return None;
+    };
     Some(Probe { proxy, server, writable, start_ms, end_ms: origin.elapsed().as_millis() as u64 })
 }
 
 async fn sampler(hosts: Vec<String>, stop: Arc<AtomicBool>, history: Arc<Mutex<History>>, origin: Instant) {
+    let mut conns: Vec<Option<Client>> = hosts.iter().map(|_| None).collect();
     while !stop.load(Ordering::SeqCst) && origin.elapsed() < MAX_RUN {
-        let round = futures::future::join_all(hosts.iter().enumerate().map(|(i, h)| probe(i, h.clone(), origin))).await;
+        let round = futures::future::join_all(
+            conns.iter_mut().zip(&hosts).enumerate().map(|(i, (c, h))| probe(i, h.clone(), c, origin)),
+        )
+        .await;
         history.lock().expect("history").probes.extend(round.into_iter().flatten());
         tokio::time::sleep(SAMPLE_EVERY).await;
     }

@@ -49,6 +49,11 @@ impl BasicAuth {
         Ok(BasicAuth { credentials })
     }
 
+    /// The first `user:password` pair: what a keeper or proxy sends to other keepers' APIs (failsafe mode).
+    pub fn first(&self) -> Option<(String, String)> {
+        self.credentials.first().cloned()
+    }
+
     /// Whether the value of an `Authorization` header carries accepted credentials.
     pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization.and_then(|v| std::str::from_utf8(v).ok()) else { return false };

@@ -80,12 +80,18 @@ impl ApiResponse {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A keeper API client; cheap to clone, connections are pooled.
+/// A keeper API client; cheap to clone, connections are pooled. Its `Debug` shows no credentials.
 #[derive(Clone)]
 pub struct ApiClient {
     client: Client<Connector, Full<Bytes>>,
     authorization: Option<HeaderValue>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
 }
 
 impl ApiClient {

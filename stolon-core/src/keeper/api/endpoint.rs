@@ -62,6 +62,10 @@ pub enum Endpoint {
     Cluster,
     /// `/metrics`: Prometheus metrics, when the API shares the metrics listener.
     Metrics,
+    /// `/failsafe/follower`: a standby confirms it follows the master (failsafe mode, docs/reliability.md).
+    FailsafeFollower,
+    /// `/failsafe/master`: the master says how long proxies may keep forwarding to it (failsafe mode).
+    FailsafeMaster,
 }
 
 impl Endpoint {
@@ -82,6 +86,8 @@ impl Endpoint {
             "/status" | "/patroni" => Endpoint::Status,
             "/cluster" => Endpoint::Cluster,
             "/metrics" => Endpoint::Metrics,
+            "/failsafe/follower" => Endpoint::FailsafeFollower,
+            "/failsafe/master" => Endpoint::FailsafeMaster,
             _ => return None,
         })
     }
@@ -216,6 +222,8 @@ mod tests {
         assert_eq!(Endpoint::from_path("/patroni"), Some(Endpoint::Status));
         assert_eq!(Endpoint::from_path("/cluster"), Some(Endpoint::Cluster));
         assert_eq!(Endpoint::from_path("/metrics"), Some(Endpoint::Metrics));
+        assert_eq!(Endpoint::from_path("/failsafe/follower"), Some(Endpoint::FailsafeFollower));
+        assert_eq!(Endpoint::from_path("/failsafe/master"), Some(Endpoint::FailsafeMaster));
         assert_eq!(Endpoint::from_path("/primary/"), None);
         assert_eq!(Endpoint::from_path(""), None);
     }

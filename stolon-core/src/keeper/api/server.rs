@@ -81,6 +81,8 @@ pub struct ApiState {
     pub sampler: PgSampler,
     /// For `/cluster`.
     pub store: ClusterStore,
+    /// Failsafe mode's confirmations (`/failsafe/*`).
+    pub failsafe: Arc<crate::failsafe::FailsafeKeeper>,
 }
 
 struct Ctx {
@@ -182,6 +184,10 @@ async fn answer(ctx: &Ctx, r: Request) -> Response<Full<Bytes>> {
                 respond(503, "application/json", body.to_string(), r.method)
             }
         },
+        Endpoint::FailsafeFollower | Endpoint::FailsafeMaster => {
+            let (status, body) = failsafe_answer(state, r.endpoint).await;
+            respond(status, "application/json", body.to_string(), r.method)
+        }
         Endpoint::Check(c) => {
             let liveness = c == super::endpoint::Check::Liveness;
             let a = with_inputs(state, !liveness, |i| check(c, r.max_lag, i)).await;
@@ -191,6 +197,30 @@ async fn answer(ctx: &Ctx, r: Request) -> Response<Full<Bytes>> {
             let a = with_inputs(state, true, status).await;
             respond(a.status, "application/json", a.body.to_string(), r.method)
         }
+    }
+}
+
+/// The failsafe endpoints: 200 with the confirmation, 503 with why not.
+async fn failsafe_answer(state: &ApiState, endpoint: Endpoint) -> (u16, serde_json::Value) {
+    let pg = state.sampler.observe().await;
+    let snapshot = state.view.cluster();
+    let cd = snapshot.as_ref().map(|s| &*s.cd);
+    let sample = pg.up().ok();
+    let answer = if endpoint == Endpoint::FailsafeFollower {
+        let receiver = sample
+            .and_then(|s| s.receiver.as_ref())
+            .map(|r| crate::failsafe::decide::Streaming { status: &r.status, sender_host: r.sender_host.as_deref() });
+        state.failsafe.confirm(cd, receiver).map(|(m, w)| json!({ "following": m, "windowMs": w.as_millis() as u64 }))
+    } else {
+        let primary = sample.is_some_and(|s| !s.in_recovery);
+        state
+            .failsafe
+            .master_answer(cd, primary)
+            .map(|(m, v)| json!({ "master": m, "validForMs": v.as_millis() as u64 }))
+    };
+    match answer {
+        Ok(body) => (200, body),
+        Err(e) => (503, json!({ "error": e })),
     }
 }
 

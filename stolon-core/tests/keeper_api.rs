@@ -113,6 +113,28 @@ async fn plain_http_answers_every_kind_of_request() {
     assert_eq!((status["keeperUid"].as_str(), status["role"].as_str()), (Some("k0"), Some("master")));
     assert!(status.get("check").is_none());
 
+    // Failsafe mode: off in this cluster data, neither endpoint confirms; on, the master's keeper still
+    // answers 503 until the keeper of its standby DB confirmed, and as master it confirms following nobody.
+    for path in ["/failsafe/follower", "/failsafe/master"] {
+        let r = get(path).await;
+        assert_eq!(r.status, 503, "{path}");
+        assert!(r.json().unwrap()["error"].as_str().unwrap().contains("failsafeMode is off"), "{path}");
+    }
+    let mut failsafe = cluster_data();
+    failsafe.cluster.spec.failsafe_mode = Some(true);
+    let mut standby = Db { uid: "d1".into(), generation: 1, ..Db::default() };
+    standby.spec.keeper_uid = "k1".into();
+    standby.spec.role = Some(DbRole::Standby);
+    failsafe.dbs.insert("d1".into(), standby);
+    api.view.cluster_read(failsafe);
+    let r = get("/failsafe/master").await;
+    assert_eq!(r.status, 503);
+    assert!(r.json().unwrap()["error"].as_str().unwrap().contains("keeper k1 has not confirmed"), "{:?}", r.body);
+    let r = get("/failsafe/follower").await;
+    assert_eq!(r.status, 503);
+    assert!(r.json().unwrap()["error"].as_str().unwrap().contains("DB d0 is not a standby"), "{:?}", r.body);
+    api.view.cluster_read(cluster_data());
+
     // HEAD and OPTIONS: the same status, no body.
     let head = c.request(hyper::Method::HEAD, &format!("{}/primary", api.base)).await.unwrap();
     assert_eq!((head.status, head.body.len()), (200, 0));

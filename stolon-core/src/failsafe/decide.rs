@@ -112,9 +112,22 @@ pub fn master_verdict(
 }
 
 /// How long a standby told to become master must still wait before promoting: until the window of the last
-/// confirmation it gave (`given_until`) is over.
-pub fn promotion_wait(given_until: Option<Instant>, now: Instant) -> Duration {
-    given_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
+/// confirmation it gave (`given_until`) is over and, when the cluster data telling it to promote has failsafe
+/// mode on (`window`: its proxyTimeout), until one window after this keeper process started (`started`). A
+/// restarted keeper has lost the record of the confirmations its previous process gave; each of them ended
+/// within one window after that process ended, so before `started + window`.
+pub fn promotion_wait(
+    given_until: Option<Instant>,
+    started: Instant,
+    window: Option<Duration>,
+    now: Instant,
+) -> Duration {
+    let since_start = window.map(|w| started + w);
+    let until = match (given_until, since_start) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
 }
 
 /// Until when a proxy may keep forwarding to `master` after the master's keeper answered a request sent at

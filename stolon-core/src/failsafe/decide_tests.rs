@@ -98,9 +98,26 @@ fn the_master_gives_no_answer_when_off_deposed_not_primary_or_alone() {
 #[test]
 fn promotion_waits_out_the_last_confirmation_window() {
     let now = Instant::now();
-    assert_eq!(promotion_wait(None, now), Duration::ZERO);
-    assert_eq!(promotion_wait(Some(now + Duration::from_secs(7)), now), Duration::from_secs(7));
-    assert_eq!(promotion_wait(Some(now - Duration::from_secs(1)), now), Duration::ZERO);
+    let long_ago = now - Duration::from_secs(3600);
+    let s = Duration::from_secs;
+    assert_eq!(promotion_wait(None, long_ago, None, now), Duration::ZERO);
+    assert_eq!(promotion_wait(None, long_ago, Some(s(15)), now), Duration::ZERO);
+    assert_eq!(promotion_wait(Some(now + s(7)), long_ago, Some(s(15)), now), s(7));
+    assert_eq!(promotion_wait(Some(now + s(7)), long_ago, None, now), s(7));
+    assert_eq!(promotion_wait(Some(now - s(1)), long_ago, Some(s(15)), now), Duration::ZERO);
+}
+
+#[test]
+fn a_keeper_started_less_than_a_window_ago_waits_out_the_window_from_its_start() {
+    // Its previous process may have confirmed just before it stopped: that promise is not in memory any more.
+    let now = Instant::now();
+    let s = Duration::from_secs;
+    let started = now - s(4);
+    assert_eq!(promotion_wait(None, started, Some(s(15)), now), s(11));
+    assert_eq!(promotion_wait(Some(now + s(13)), started, Some(s(15)), now), s(13));
+    assert_eq!(promotion_wait(Some(now + s(2)), started, Some(s(15)), now), s(11));
+    // Failsafe mode off in the cluster data that elects it: no wait for promises it cannot have given.
+    assert_eq!(promotion_wait(None, started, None, now), Duration::ZERO);
 }
 
 #[test]
@@ -126,7 +143,7 @@ fn trust_never_outlives_the_promotion_wait() {
         let given_until = answered + window;
         // The standby is told to become master right after answering (or later).
         let told = answered + Duration::from_millis(told_later);
-        let promotes_at = told + promotion_wait(Some(given_until), told);
+        let promotes_at = told + promotion_wait(Some(given_until), t0 - Duration::from_secs(3600), Some(window), told);
         // A proxy asks the master `proxy_delay` after t0; the master answers with the time left.
         let proxy_asked = t0 + Duration::from_millis(proxy_delay);
         let Ok((_, valid_for)) = master_verdict(

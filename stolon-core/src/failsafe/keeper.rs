@@ -36,13 +36,15 @@ struct Inner {
 #[derive(Debug)]
 pub struct FailsafeKeeper {
     keeper_uid: String,
+    /// When this keeper process started (a promotion waits one window after it in failsafe mode).
+    started: Instant,
     inner: Mutex<Inner>,
 }
 
 impl FailsafeKeeper {
     /// The state of keeper `keeper_uid`.
     pub fn new(keeper_uid: &str) -> FailsafeKeeper {
-        FailsafeKeeper { keeper_uid: keeper_uid.to_string(), inner: Mutex::default() }
+        FailsafeKeeper { keeper_uid: keeper_uid.to_string(), started: Instant::now(), inner: Mutex::default() }
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -71,12 +73,14 @@ impl FailsafeKeeper {
         master_verdict(cd, &self.keeper_uid, primary, &self.inner().confirmations, Instant::now())
     }
 
-    /// Before promoting: stops confirming at once and returns how long to wait until no proxy can still
-    /// trust a confirmation this keeper gave.
-    pub fn hold_for_promotion(&self) -> Duration {
+    /// Before promoting as `cd` says: stops confirming at once and returns how long to wait until no proxy can
+    /// still trust a confirmation this keeper (or its previous process, when failsafe mode is on in `cd`) gave.
+    pub fn hold_for_promotion(&self, cd: &ClusterData) -> Duration {
+        let spec = &cd.cluster.spec;
+        let window = spec.failsafe_mode.unwrap_or(false).then(|| spec.proxy_timeout());
         let mut inner = self.inner();
         inner.holding = true;
-        promotion_wait(inner.given_until, Instant::now())
+        promotion_wait(inner.given_until, self.started, window, Instant::now())
     }
 
     /// After a promotion attempt: confirmations are decided by the cluster data again.
@@ -104,14 +108,18 @@ fn to_ask(cd: &ClusterData, me: &str) -> Option<(String, Vec<String>)> {
     Some((master.uid.clone(), others))
 }
 
-/// Asks `url`'s `/failsafe/follower` and returns the confirmation when it names `master_db`.
-async fn ask(client: &ApiClient, url: &str, master_db: &str) -> Result<Confirmation, String> {
+/// Asks keeper `keeper`'s `/failsafe/follower` at `url` and returns the confirmation when that keeper (not
+/// another one now at a stale URL) answers that it follows `master_db`.
+async fn ask(client: &ApiClient, keeper: &str, url: &str, master_db: &str) -> Result<Confirmation, String> {
     let asked_at = Instant::now();
     let resp =
         client.get(&format!("{}/failsafe/follower", url.trim_end_matches('/'))).await.map_err(|e| e.to_string())?;
     let body = resp.json()?;
     if resp.status != 200 {
         return Err(body["error"].as_str().unwrap_or("refused").to_string());
+    }
+    if body["keeper"].as_str() != Some(keeper) {
+        return Err(format!("keeper {} answered at this keeper's apiURL", body["keeper"]));
     }
     if body["following"].as_str() != Some(master_db) {
         return Err(format!("it follows {}, not {master_db}", body["following"]));
@@ -150,7 +158,7 @@ pub async fn collect(
                     let (client, master_db) = (&client, &master_db);
                     async move {
                         let r = match url {
-                            Some(url) => ask(client, &url, master_db).await,
+                            Some(url) => ask(client, k, &url, master_db).await,
                             None => Err("it publishes no apiURL".to_string()),
                         };
                         (k, r)

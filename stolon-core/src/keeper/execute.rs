@@ -105,7 +105,7 @@ impl Executor {
             }
             Action::Resync(r) => self.resync(r, cd).await,
             Action::Promote { config } => {
-                let wait = self.failsafe.hold_for_promotion();
+                let wait = self.failsafe.hold_for_promotion(cd);
                 if !wait.is_zero() {
                     tracing::info!(wait = ?wait, "failsafe mode: waiting out the last confirmation given to the old master before promoting");
                     tokio::time::sleep(wait).await;

@@ -210,7 +210,9 @@ async fn failsafe_answer(state: &ApiState, endpoint: Endpoint) -> (u16, serde_js
         let receiver = sample
             .and_then(|s| s.receiver.as_ref())
             .map(|r| crate::failsafe::decide::Streaming { status: &r.status, sender_host: r.sender_host.as_deref() });
-        state.failsafe.confirm(cd, receiver).map(|(m, w)| json!({ "following": m, "windowMs": w.as_millis() as u64 }))
+        let keeper = &state.keeper_uid;
+        let confirmed = state.failsafe.confirm(cd, receiver);
+        confirmed.map(|(m, w)| json!({ "keeper": keeper, "following": m, "windowMs": w.as_millis() as u64 }))
     } else {
         let primary = sample.is_some_and(|s| !s.in_recovery);
         state

@@ -127,7 +127,8 @@ async fn scenario(t: &Topology, client: &str, ev: &Events, origin: Instant) -> R
         net.block(&t.keepers[asynchronous], &t.keepers[master])?;
     }
     let isolated_ms = ev.now_ms();
-    tokio::time::sleep(PROXY_TIMEOUT + Duration::from_secs(10)).await;
+    // Long enough past the fence bound to see writes that should not have been acknowledged.
+    tokio::time::sleep(PROXY_TIMEOUT + FENCE_SLACK + Duration::from_secs(4)).await;
     let after_ms = ev.now_ms();
     t.net().lock().expect("net").heal_all()?;
     ev.log("healed", json!({}));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use harness::*;
 use stolon_conformance::servers::{EtcdServer, free_port, postgres_bin_dir};
 use stolon_core::cluster::{DbInitMode, DbRole, KeeperInfo};
+use stolon_core::duration::GoDuration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_backup() -> R<()> {
@@ -77,7 +78,16 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
     assert!(!log.contains("running pg_basebackup"), "fell back to a base backup:\n{}", rewind_lines.join("\n"));
     assert!(!log.contains("error syncing with pg_rewind"), "pg_rewind failed:\n{}", tail(&log, 60));
 
-    // Fail over back to k1 (d3), then k2 rejoins without pg_rewind: a base backup.
+    // d2 drops pg_rewind (a restart turns wal_log_hints off); fail over back to k1 (d3), then k2 rejoins with
+    // pg_rewind asked for: pg_rewind refuses a target that ran without wal_log_hints (nor data checksums), the
+    // keeper logs it in stolon's words and falls back to a base backup.
+    cd.cluster.spec.automatic_pg_restart = Some(true);
+    cd.dbs.get_mut("d2").expect("d2").spec.use_pgrewind = false;
+    let g2 = bump(&mut cd, "d2");
+    h.put(&cd).await?;
+    h.wait_converged(&k2, "d2", g2).await?;
+    wait_sql(&k2, "show wal_log_hints", "off").await?;
+    cd.cluster.spec.automatic_pg_restart = None;
     h.refresh_status(&mut cd, "d3").await?;
     cd.dbs.remove("d2");
     {
@@ -85,7 +95,6 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
         d3.spec.role = Some(DbRole::Master);
         d3.spec.follow_config = None;
         d3.spec.init_mode = Some(DbInitMode::None);
-        d3.spec.use_pgrewind = false;
     }
     let g3 = bump(&mut cd, "d3");
     cd.cluster.status.master = "d3".into();
@@ -94,18 +103,66 @@ async fn standby_streams_promotes_and_old_master_rejoins_by_rewind_then_base_bac
     assert_eq!(info.postgres_state.as_ref().map(|s| s.timeline_id), Some(3));
     k1.psql("insert into t values (3)")?;
     h.refresh_status(&mut cd, "d3").await?;
-    let mut d4 = standby_db("d4", "k2", "d3", &cd);
-    d4.spec.use_pgrewind = false;
-    cd.dbs.insert("d4".into(), d4);
+    cd.dbs.insert("d4".into(), standby_db("d4", "k2", "d3", &cd));
     cd.dbs.get_mut("d3").expect("d3").spec.followers = Some(vec!["d4".into()]);
     let g3 = bump(&mut cd, "d3");
     h.put(&cd).await?;
     h.wait_converged(&k2, "d4", 1).await?;
     h.wait_converged(&k1, "d3", g3).await?;
     wait_sql(&k2, "select count(*) from t", "3").await?;
-    assert!(k2.log_text().contains("running pg_basebackup"));
+    let log = k2.log_text();
+    assert!(logged(&log, "INFO", "syncing using pg_rewind"), "{}", tail(&log, 40));
+    assert!(logged(&log, "ERROR", "error syncing with pg_rewind"), "{}", tail(&log, 40));
+    assert!(log.contains("wal_log_hints"), "pg_rewind failed for another reason:\n{}", tail(&log, 40));
+    assert!(logged(&log, "INFO", "syncing from followed db"), "{}", tail(&log, 40));
+    assert!(log.contains("running pg_basebackup"));
     // d2's slot is gone from the new master, d4's exists.
     assert_eq!(k1.psql("select string_agg(slot_name, ',' order by slot_name) from pg_replication_slots")?, "stolon_d4");
+
+    // Fail over to k2 (d4), which keeps no WAL for others (wal_keep_size 0, no slot) and recycles the WAL of
+    // its new timeline; k1 rejoins by pg_rewind, which succeeds, but the rewound standby needs WAL that
+    // neither it nor its master has any more: it never accepts connections, and after dbWaitReadyTimeout
+    // the keeper logs it in stolon's words and does a full resync.
+    h.refresh_status(&mut cd, "d4").await?;
+    cd.dbs.remove("d3");
+    cd.cluster.spec.db_wait_ready_timeout = Some(GoDuration::from_secs(10));
+    {
+        let d4 = cd.dbs.get_mut("d4").expect("d4");
+        d4.spec.role = Some(DbRole::Master);
+        d4.spec.follow_config = None;
+        d4.spec.init_mode = Some(DbInitMode::None);
+        d4.spec.pg_parameters.insert("wal_keep_size".into(), "0".into());
+    }
+    let g4 = bump(&mut cd, "d4");
+    cd.cluster.status.master = "d4".into();
+    h.put(&cd).await?;
+    h.wait_converged(&k2, "d4", g4).await?;
+    wait_sql(&k2, "show wal_keep_size", "0").await?;
+    h.wait_info("k1", "old master stopped", |i| i.postgres_state.as_ref().is_some_and(|s| !s.healthy)).await?;
+    let first = k2.psql("select pg_walfile_name(pg_current_wal_lsn())")?;
+    for v in 4..8 {
+        k2.psql(&format!("insert into t values ({v}); select pg_switch_wal()"))?;
+    }
+    k2.psql("checkpoint")?;
+    k2.psql("checkpoint")?;
+    let kept = k2.psql(&format!("select count(*) from pg_ls_waldir() where name = '{first}'"))?;
+    assert_eq!(kept, "0", "the master kept {first}: the rewound standby would find it");
+    h.refresh_status(&mut cd, "d4").await?;
+    cd.dbs.insert("d5".into(), standby_db("d5", "k1", "d4", &cd));
+    cd.dbs.get_mut("d4").expect("d4").spec.followers = Some(vec!["d5".into()]);
+    let g4 = bump(&mut cd, "d4");
+    h.put(&cd).await?;
+    h.wait_converged(&k1, "d5", 1).await?;
+    h.wait_converged(&k2, "d4", g4).await?;
+    wait_sql(&k1, "select count(*) from t", "7").await?;
+    let log = k1.log_text();
+    let rejoin = &log[log.rfind("syncing using pg_rewind").unwrap_or(0)..];
+    assert!(rejoin.contains("running pg_rewind"), "{}", tail(&log, 40));
+    assert!(!logged(rejoin, "ERROR", "error syncing with pg_rewind"), "{}", tail(&log, 40));
+    let not_accepting = "pg_rewinded standby is not accepting connection. it's probably waiting for unavailable \
+         wals. Forcing a full resync";
+    assert!(logged(rejoin, "ERROR", not_accepting), "{}", tail(&log, 40));
+    assert!(rejoin.contains("running pg_basebackup"), "{}", tail(&log, 40));
 
     k1.terminate()?;
     k2.terminate()?;

@@ -329,9 +329,9 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
                         shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
                         // Never beyond what the keeper allowed, counted from when this proxy asked.
                         deadline = deadline.max(Instant::from_std(until));
-                        if deadline > Instant::now() {
-                            fenced = false;
-                        }
+                        // The check set the target: the watchdog must be armed again, even when the trust
+                        // ended meanwhile (then it fences at once instead of leaving the target set).
+                        fenced = false;
                     }
                     Checked::Failed => {
                         shared.stats.checks_failed.fetch_add(1, Ordering::Relaxed);

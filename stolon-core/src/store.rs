@@ -1,5 +1,10 @@
 //! Typed access to the coordination store: [`ClusterStore`] wraps any [`Store`] and (de)serialises the
-//! cluster model, so that components deal in [`ClusterData`] and infos, never in bytes.
+//! cluster model, so that components deal in [`ClusterData`] and infos, never in bytes. The watch-fed copies
+//! of the cluster data ([`cluster_data_view`]) and of member records ([`member_view`]) spare the readers a
+//! store request per use.
+
+pub mod cluster_data_view;
+pub mod member_view;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +12,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stolon_store::{MemberKind, Revision, Store, StoreError, WatchStream};
+use stolon_store::{Document, MemberKind, MemberRecord, Revision, Store, StoreError, WatchStream};
+
+use self::cluster_data_view::ClusterDataView;
 
 use crate::cluster::{ClusterData, KeeperInfo, ModelError, ProxyInfo, SentinelInfo, decode_json};
 
@@ -118,7 +125,28 @@ impl ClusterStore {
     /// Reads the cluster data. `None` when absent or when the stored JSON is the literal `null`. An
     /// unsupported format version or a malformed document is an error naming the key.
     pub async fn cluster_data(&self) -> Result<Option<VersionedClusterData>, ClusterStoreError> {
-        let Some(doc) = self.store.get_cluster_data().await? else { return Ok(None) };
+        let doc = self.store.get_cluster_data().await?;
+        self.decode_cluster_data(doc)
+    }
+
+    /// The cluster data as `view` holds it while its watch is live, else read from the store like
+    /// [`ClusterStore::cluster_data`].
+    pub async fn cluster_data_via(
+        &self,
+        view: &ClusterDataView,
+    ) -> Result<Option<VersionedClusterData>, ClusterStoreError> {
+        match view.document() {
+            Some(doc) => self.decode_cluster_data(doc),
+            None => self.cluster_data().await,
+        }
+    }
+
+    /// Decodes a stored cluster document (absent or `null`: `None`).
+    pub fn decode_cluster_data(
+        &self,
+        doc: Option<Document>,
+    ) -> Result<Option<VersionedClusterData>, ClusterStoreError> {
+        let Some(doc) = doc else { return Ok(None) };
         let data = ClusterData::from_json(&doc.value).map_err(|source| self.model_err(source))?;
         Ok(data.map(|data| VersionedClusterData { data, revision: doc.revision }))
     }
@@ -198,26 +226,40 @@ impl ClusterStore {
         kind: MemberKind,
         what: &'static str,
     ) -> Result<Infos<T>, ClusterStoreError> {
-        let mut infos = Infos { valid: BTreeMap::new(), invalid: Vec::new() };
-        for record in self.store.list_members(kind).await? {
-            match decode_json::<T>(what, &record.value) {
-                Ok(info) => {
-                    let uid = match info.member_uid() {
-                        "" => record.id,
-                        uid => uid.to_string(),
-                    };
-                    infos.valid.insert(uid, info);
-                }
-                Err(e) => {
-                    tracing::warn!(kind = %kind, id = %record.id, error = %e, "ignoring undecodable member record");
-                    infos.invalid.push((record.id, e.to_string()));
-                }
-            }
-        }
-        Ok(infos)
+        Ok(decode_infos(kind, what, self.store.list_members(kind).await?))
     }
 
     fn model_err(&self, source: ModelError) -> ClusterStoreError {
         ClusterStoreError::Model { key: "clusterdata".into(), source }
     }
+}
+
+/// Decodes keeper infos from member records (as listed or as a [`member_view::MemberView`] holds them).
+pub fn decode_keeper_infos(records: Vec<MemberRecord>) -> Infos<KeeperInfo> {
+    decode_infos(MemberKind::Keeper, "keeperinfo", records)
+}
+
+/// Decodes proxy infos from member records (as listed or as a [`member_view::MemberView`] holds them).
+pub fn decode_proxy_infos(records: Vec<MemberRecord>) -> Infos<ProxyInfo> {
+    decode_infos(MemberKind::Proxy, "proxyinfo", records)
+}
+
+fn decode_infos<T: MemberInfo>(kind: MemberKind, what: &'static str, records: Vec<MemberRecord>) -> Infos<T> {
+    let mut infos = Infos { valid: BTreeMap::new(), invalid: Vec::new() };
+    for record in records {
+        match decode_json::<T>(what, &record.value) {
+            Ok(info) => {
+                let uid = match info.member_uid() {
+                    "" => record.id,
+                    uid => uid.to_string(),
+                };
+                infos.valid.insert(uid, info);
+            }
+            Err(e) => {
+                tracing::warn!(kind = %kind, id = %record.id, error = %e, "ignoring undecodable member record");
+                infos.invalid.push((record.id, e.to_string()));
+            }
+        }
+    }
+    infos
 }

@@ -1,13 +1,12 @@
 //! The keeper's loops (reference 5.1): the state machine (every sleepInterval and on every cluster data
-//! change seen through a store watch), the PostgresState refresh (every sleepInterval/2) and the KeeperInfo
-//! publication (every sleepInterval, with a TTL).
+//! change seen through a store watch, reading the watch-fed copy of the cluster data), the PostgresState
+//! refresh (every sleepInterval/2) and the KeeperInfo publication (every sleepInterval, with a TTL).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::api::server::{ApiListener, ApiState};
@@ -26,6 +25,7 @@ use crate::postgres::query::LocalConn;
 use crate::postgres::replication::control_system_id;
 use crate::postgres::version::read_data_version;
 use crate::postgres::{AuthMethod, OsUser, PgError, PgProcess, PgVersion, StopMode};
+use crate::store::cluster_data_view::ClusterDataView;
 use crate::store::{ClusterStore, ClusterStoreError, keeper_info_ttl};
 
 /// Most replans in one pass (an init is followed by one replan).
@@ -77,6 +77,8 @@ pub enum KeeperError {
 struct Shared {
     cfg: KeeperConfig,
     store: ClusterStore,
+    /// The cluster data as its store watch delivers it: a pass reads it from memory while the watch runs.
+    cd_view: ClusterDataView,
     boot_uuid: String,
     version: PgVersion,
     pg: Arc<PgProcess>,
@@ -176,6 +178,7 @@ pub async fn run(
     cfg.settings = settings;
     let shared = Arc::new(Shared {
         cfg,
+        cd_view: ClusterDataView::spawn(store.store().clone()),
         store,
         boot_uuid,
         version,
@@ -252,20 +255,11 @@ async fn state_machine_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Runs a pass at once whenever the watched cluster data changes.
 async fn watch_loop(shared: Arc<Shared>) {
-    loop {
-        match shared.store.watch_cluster_data(None).await {
-            Ok(mut stream) => {
-                while let Some(ev) = stream.next().await {
-                    if ev.is_err() {
-                        break;
-                    }
-                    shared.cd_changed.notify_one();
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot watch cluster data"),
-        }
-        tokio::time::sleep(sleep_of(&shared)).await;
+    let mut changes = shared.cd_view.subscribe();
+    while changes.changed().await.is_ok() {
+        shared.cd_changed.notify_one();
     }
 }
 
@@ -286,7 +280,7 @@ async fn observe_local(shared: &Shared, cd: &ClusterData) -> Result<Observed, Pg
 }
 
 async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
-    let read = match shared.store.cluster_data().await {
+    let read = match shared.store.cluster_data_via(&shared.cd_view).await {
         Err(ClusterStoreError::Model { source: ModelError::UnsupportedFormatVersion { found, .. }, .. }) => {
             tracing::error!(version = found, "{}", messages::UNSUPPORTED_FORMAT_VERSION);
             return Ok(());

@@ -9,8 +9,9 @@
 //! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
 //! (initialization phase), `election` (master choice), [`candidacy`] (why a DB cannot be elected), `standbys` (standby set), `major` (standbys only on
 //! keepers of the master's PostgreSQL major version), `sync` (synchronous standbys), [`proxies`] (active
-//! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), [`run`]
-//! (the loop), [`messages`] (its log messages, in stolon's words).
+//! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), `view` (the
+//! watch-fed copies of the store a pass reads), [`run`] (the loop), [`messages`] (its log messages, in stolon's
+//! words).
 
 mod assess;
 pub mod candidacy;
@@ -29,6 +30,7 @@ pub mod removed;
 pub mod run;
 mod standbys;
 mod sync;
+mod view;
 
 pub use candidacy::Rejection;
 pub use clock::{MonoClock, MonoTime, Now};

@@ -4,29 +4,33 @@
 //! Every sentinel publishes its info and can create the very first cluster data from an initial spec
 //! (create-only put, or a compare-and-swap replacing a `null` document); only the leader decides and writes,
 //! always with a compare-and-swap on the revision it read, and it checks that it still leads immediately
-//! before each write. A pass runs when leadership is
+//! before each write. A pass reads the cluster data and the keeper and proxy infos from the sentinel's
+//! watch-fed [view](super::view) (no store request while the watches run); a pass whose decision would
+//! write reads the infos from the store and decides again first, and the pass after a lost compare-and-swap
+//! reads everything from the store. A pass runs when leadership is
 //! acquired, when the cluster data changes in the store (watch; our own writes are ignored), when a failure
 //! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
-//! `sleepInterval` later), while a newly elected master is not yet converged and routed whenever a keeper
-//! publishes a new info (polled every [`INFO_POLL`]), and otherwise every `sleepInterval`.
+//! `sleepInterval` later), while a newly elected master is not yet converged and routed the moment a keeper
+//! publishes a new info (seen by the keeper watch; polled every [`INFO_POLL`] while that watch is broken),
+//! and otherwise every `sleepInterval`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use stolon_store::{MemberKind, Revision, StoreBackend, WatchEvent, WatchStream};
+use stolon_store::{MemberKind, Revision, StoreBackend};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::candidacy::{Rejection, changed_rejections, describe};
 use super::clock::MonoClock;
-use super::decide::{check_readable, decide};
+use super::decide::{Decision, check_readable, decide};
 use super::entropy::OsEntropy;
 use super::error::DecideError;
 use super::health::Histories;
 use super::messages as m;
+use super::view::{InfosError, SentinelView, Source, info_signature, needs_confirmation};
 use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, defaults, new_uid};
 use crate::store::{ClusterStore, sentinel_info_ttl};
 use crate::time::Timestamp;
@@ -50,8 +54,9 @@ pub fn election_ttl_for(backend: StoreBackend) -> Duration {
 /// Pause before campaigning again after an election error (stolon's 10 s, capped by the election TTL).
 const ELECTION_RETRY: Duration = Duration::from_secs(10);
 
-/// How often the leader polls the keeper infos while a newly elected master is not converged and routed yet:
-/// the proxies are pointed at it on the first pass that sees its keeper report the promotion.
+/// How often the leader polls the keeper infos while a newly elected master is not converged and routed yet
+/// and the keeper watch is broken (otherwise the watch wakes it): the proxies are pointed at the new master on
+/// the first pass that sees its keeper report the promotion.
 pub const INFO_POLL: Duration = Duration::from_millis(200);
 
 /// How a sentinel runs.
@@ -111,7 +116,6 @@ struct LoopState {
     histories: Histories,
     sleep_interval: Duration,
     last_written: Option<Revision>,
-    last_seen: Option<Revision>,
     /// The earliest failure timer of the last pass that has not expired yet.
     next_expiry: Option<Instant>,
     /// The keeper infos (uid, infoUID) of the last pass, when the cluster waits for its new master.
@@ -120,6 +124,8 @@ struct LoopState {
     logged_rejections: BTreeMap<String, Vec<Rejection>>,
     /// Why failsafe mode cannot work, as last logged.
     failsafe_refusal: Option<String>,
+    /// The next pass reads the store instead of the view (after a lost compare-and-swap).
+    read_store: bool,
 }
 
 impl Sentinel {
@@ -145,27 +151,34 @@ impl Sentinel {
             histories: Histories::new_term(),
             sleep_interval: defaults::SLEEP_INTERVAL.to_std_saturating(),
             last_written: None,
-            last_seen: None,
             next_expiry: None,
             awaited_infos: None,
             logged_rejections: BTreeMap::new(),
             failsafe_refusal: None,
+            read_store: false,
         };
-        let mut watch: Option<WatchStream> = None;
+        let view = SentinelView::spawn(&self.store);
+        let mut cd_changes = view.cluster_data_changes();
+        let mut keeper_changes = view.keeper_changes();
         tokio::pin!(shutdown);
         'outer: loop {
-            self.check(&mut state, &term_rx).await;
-            if watch.is_none() {
-                watch = self.store.watch_cluster_data(state.last_seen.as_ref()).await.ok();
-            }
+            // Changes seen before this pass are read by it.
+            cd_changes.borrow_and_update();
+            keeper_changes.borrow_and_update();
+            self.check(&mut state, &term_rx, &view).await;
             let regular = Instant::now() + state.sleep_interval;
             let deadline = state.next_expiry.filter(|t| *t < regular).unwrap_or(regular);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => break 'outer,
                     _ = tokio::time::sleep_until(deadline) => break,
-                    _ = tokio::time::sleep(INFO_POLL), if state.awaited_infos.is_some() => {
-                        if self.keeper_infos_changed(state.awaited_infos.as_ref()).await {
+                    Ok(()) = keeper_changes.changed(), if state.awaited_infos.is_some() => {
+                        if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep(INFO_POLL), if state.awaited_infos.is_some() && !view.keepers_live() => {
+                        if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
                             break;
                         }
                     }
@@ -173,14 +186,15 @@ impl Sentinel {
                         if changed.is_err() { tokio::time::sleep_until(deadline).await; }
                         break;
                     }
-                    event = next_event(&mut watch) => match event {
-                        Some(Ok(WatchEvent::Put(doc))) if Some(&doc.revision) == state.last_written.as_ref() => {}
-                        Some(Ok(WatchEvent::Put(_) | WatchEvent::Deleted { .. })) => break,
-                        Some(Ok(WatchEvent::Reset)) | Some(Err(_)) | None => {
-                            watch = None;
+                    Ok(()) = cd_changes.changed() => {
+                        let written = state.last_written.as_ref();
+                        let ours = cd_changes.borrow_and_update().as_ref().is_some_and(|doc| {
+                            doc.as_ref().map(|d| &d.revision) == written && written.is_some()
+                        });
+                        if !ours {
                             break;
                         }
-                    },
+                    }
                 }
             }
         }
@@ -193,18 +207,15 @@ impl Sentinel {
     }
 
     /// Whether the keeper infos differ from `seen` (a read error counts as no change).
-    async fn keeper_infos_changed(&self, seen: Option<&BTreeMap<String, String>>) -> bool {
-        match self.store.keeper_infos().await {
-            Ok(infos) => Some(&info_signature(&infos.valid)) != seen,
-            Err(_) => false,
-        }
+    async fn keeper_infos_changed(&self, view: &SentinelView, seen: Option<&BTreeMap<String, String>>) -> bool {
+        view.keeper_signature(&self.store).await.is_some_and(|now| Some(&now) != seen)
     }
 
     /// One pass (reference §4.1, "one check"), then what the loop needs to schedule the next one.
-    async fn check(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>) {
+    async fn check(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>, view: &SentinelView) {
         state.next_expiry = None;
         state.awaited_infos = None;
-        self.check_once(state, term_rx).await;
+        self.check_once(state, term_rx, view).await;
     }
 
     /// Records when the next pass is due besides the regular one: at the earliest unexpired failure timer
@@ -232,8 +243,9 @@ impl Sentinel {
         state.awaited_infos = awaiting.then(|| info_signature(keepers));
     }
 
-    async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>) {
-        let read = match self.store.cluster_data().await {
+    async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>, view: &SentinelView) {
+        let read_store = std::mem::take(&mut state.read_store);
+        let read = match view.cluster_data(&self.store, read_store).await {
             Ok(read) => read,
             Err(e) if e.is_conflict() => return,
             Err(crate::store::ClusterStoreError::Model {
@@ -252,7 +264,6 @@ impl Sentinel {
             self.create_initial().await;
             return;
         };
-        state.last_seen = Some(read.revision.clone());
         if let Err(e) = check_readable(&read.data) {
             match e {
                 DecideError::UnsupportedFormatVersion(v) => {
@@ -268,18 +279,15 @@ impl Sentinel {
             tracing::error!(error = %e, "{}", m::CANNOT_UPDATE_SENTINEL_INFO);
             return;
         }
-        let (keepers, proxies) = match (self.store.keeper_infos().await, self.store.proxy_infos().await) {
-            (Ok(k), Ok(p)) => (k, p),
-            (Err(e), _) => {
-                tracing::error!(error = %e, "{}", m::CANNOT_GET_KEEPERS_INFO);
-                return;
-            }
-            (_, Err(e)) => {
-                tracing::error!(error = %e, "{}", m::CANNOT_GET_PROXIES_INFO);
+        let silences = SentinelView::silences(&read.data);
+        let mut infos = match view.member_infos(&self.store, read_store, silences).await {
+            Ok(infos) => infos,
+            Err(e) => {
+                log_infos_error(&e);
                 return;
             }
         };
-        let refusal = crate::failsafe::sentinel_refusal(&read.data, &keepers);
+        let refusal = crate::failsafe::sentinel_refusal(&read.data, &infos.keepers);
         if refusal != state.failsafe_refusal {
             if let Some(r) = &refusal {
                 tracing::error!("{r}");
@@ -296,21 +304,27 @@ impl Sentinel {
             state.term = Some(term);
             state.histories = Histories::new_term();
         }
-        let decision = match decide(
-            &read.data,
-            &keepers.valid,
-            &proxies.valid,
-            &state.histories,
-            self.clock.now(),
-            &mut OsEntropy,
-        ) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "{}", m::CANNOT_UPDATE_CLUSTER_DATA);
-                return;
-            }
+        let mut decision = match self.decide(&read.data, &infos, state) {
+            Some(d) => d,
+            None => return,
         };
+        if decision.write && infos.source == Source::View && needs_confirmation(&read.data, &decision.cluster_data) {
+            // Never fail, elect or reroute on the word of the watch-fed copies alone: read and decide again.
+            tracing::debug!("confirming the decision with member records read from the store");
+            infos = match view.member_infos(&self.store, true, silences).await {
+                Ok(infos) => infos,
+                Err(e) => {
+                    log_infos_error(&e);
+                    return;
+                }
+            };
+            decision = match self.decide(&read.data, &infos, state) {
+                Some(d) => d,
+                None => return,
+            };
+        }
         log_rejections(&mut state.logged_rejections, decision.election.as_ref(), &decision.cluster_data);
+        let keepers = &infos.keepers;
         if !decision.write {
             self.schedule(state, &read.data, &decision.histories, &keepers.valid);
             state.histories = decision.histories;
@@ -330,11 +344,24 @@ impl Sentinel {
                 state.histories = decision.histories;
             }
             Err(e) if e.is_conflict() => {
+                state.read_store = true;
                 tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA)
             }
             Err(e) => tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA),
         }
         self.finish_check();
+    }
+
+    /// The pure decision for one pass; `None` (logged) when it cannot be computed.
+    fn decide(&self, cd: &ClusterData, infos: &super::view::MemberInfos, state: &LoopState) -> Option<Decision> {
+        let (keepers, proxies) = (&infos.keepers.valid, &infos.proxies.valid);
+        match decide(cd, keepers, proxies, &state.histories, self.clock.now(), &mut OsEntropy) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(error = %e, "{}", m::CANNOT_UPDATE_CLUSTER_DATA);
+                None
+            }
+        }
     }
 
     fn finish_check(&self) {
@@ -372,9 +399,12 @@ fn null_document_revision(doc: Option<&stolon_store::Document>) -> Option<Revisi
     doc.filter(|d| ClusterData::from_json(&d.value).is_ok_and(|cd| cd.is_none())).map(|d| d.revision.clone())
 }
 
-/// The keepers' published infos as (uid, infoUID): a new info changes it.
-fn info_signature(infos: &BTreeMap<String, KeeperInfo>) -> BTreeMap<String, String> {
-    infos.iter().map(|(uid, ki)| (uid.clone(), ki.info_uid.clone())).collect()
+/// Logs a failed read of the member records with stolon's wording for the kind that failed.
+fn log_infos_error(e: &InfosError) {
+    match e {
+        InfosError::Keepers(e) => tracing::error!(error = %e, "{}", m::CANNOT_GET_KEEPERS_INFO),
+        InfosError::Proxies(e) => tracing::error!(error = %e, "{}", m::CANNOT_GET_PROXIES_INFO),
+    }
 }
 
 /// Logs, once per change, why each DB can or cannot replace the failed master; forgets what it logged
@@ -413,13 +443,6 @@ fn log_changes(old: &ClusterData, new: &ClusterData) {
     }
     if old.proxy.spec != new.proxy.spec {
         tracing::info!(master = %new.proxy.spec.master_db_uid, enabled = ?new.proxy.spec.enabled_proxies, "proxy routing changed");
-    }
-}
-
-async fn next_event(watch: &mut Option<WatchStream>) -> Option<stolon_store::StoreResult<WatchEvent>> {
-    match watch {
-        Some(w) => w.next().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -109,7 +109,8 @@ async fn bench_store(who: &str, store: Arc<dyn Store>, doc: &[u8]) {
         })
         .await,
     );
-    // Member records: 8 members, each refreshed with a 20 s TTL.
+    // Member records: 8 members, each refreshed with a 20 s TTL and a new value (a keeper's info carries a new
+    // infoUID every time).
     let s = store.clone();
     print_pair(
         "set member",
@@ -118,9 +119,8 @@ async fn bench_store(who: &str, store: Arc<dyn Store>, doc: &[u8]) {
             let s = s.clone();
             async move {
                 let id = format!("keeper{}", i % 8);
-                s.set_member(MemberKind::Keeper, &id, b"{\"infoUID\":\"x\"}", Duration::from_secs(20))
-                    .await
-                    .expect("set");
+                let info = format!("{{\"infoUID\":\"{i}\"}}");
+                s.set_member(MemberKind::Keeper, &id, info.as_bytes(), Duration::from_secs(20)).await.expect("set");
             }
         })
         .await,
@@ -173,7 +173,8 @@ async fn bench_raw(raw: etcd_client::Client, key: String, doc: &[u8]) {
                 // stolon's Go etcdv3 store: a new lease per put, then the put on it.
                 let lease = c.lease_grant(20, None).await.expect("grant").id();
                 let key = format!("stolon/cluster/bench/keepers/info/raw{}", i % 8);
-                c.put(key, "{\"infoUID\":\"x\"}", Some(PutOptions::new().with_lease(lease))).await.expect("put");
+                let info = format!("{{\"infoUID\":\"{i}\"}}");
+                c.put(key, info, Some(PutOptions::new().with_lease(lease))).await.expect("put");
             }
         })
         .await,

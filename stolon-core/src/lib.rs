@@ -14,6 +14,7 @@ pub mod ctl;
 pub mod duration;
 pub mod failsafe;
 pub mod keeper;
+pub mod ops;
 pub mod postgres;
 pub mod proxy;
 pub mod sentinel;

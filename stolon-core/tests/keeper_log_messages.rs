@@ -15,7 +15,16 @@ use keeper_fixtures::*;
 /// waits or fails.
 fn pass(cd: &ClusterData, local: &DbLocalState, obs: &Observed, applied: &Applied) -> (Plan, Vec<String>) {
     let s = settings();
-    let input = PlanInput { settings: &s, boot_uuid: BOOT, cd, local, observed: obs, applied, after_init: false };
+    let input = PlanInput {
+        settings: &s,
+        boot_uuid: BOOT,
+        cd,
+        local,
+        observed: obs,
+        applied,
+        after_init: false,
+        now: stolon_core::time::Timestamp::now(),
+    };
     let p = plan(&input);
     let mut lines: Vec<String> = pass_events(&input, &p).into_iter().map(String::from).collect();
     if let Outcome::Waiting(r) | Outcome::Failed(r) = &p.outcome {

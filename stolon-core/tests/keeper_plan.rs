@@ -42,6 +42,7 @@ impl Case {
             observed: &self.obs,
             applied: &self.applied,
             after_init: self.after_init,
+            now: stolon_core::time::Timestamp::now(),
         })
     }
 

@@ -8,6 +8,7 @@ use super::db::Db;
 use super::enums::ClusterPhase;
 use super::error::{ModelError, encode_json, from_value, parse_value};
 use super::keeper::Keeper;
+use super::operations::Operations;
 use super::proxy::Proxy;
 use super::serde_util::{empty_as_none, is_zero, null_as_default};
 use super::spec::ClusterSpec;
@@ -43,6 +44,9 @@ pub struct ClusterData {
     /// Proxy routing state.
     #[serde(default, deserialize_with = "null_as_default")]
     pub proxy: Proxy,
+    /// Pause and switchover requests (stolon-rs addition; omitted when empty).
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Operations::is_empty")]
+    pub operations: Operations,
 }
 
 /// The cluster object (`cluster`).
@@ -128,6 +132,7 @@ impl ClusterData {
             keepers: BTreeMap::new(),
             dbs: BTreeMap::new(),
             proxy: Proxy::default(),
+            operations: Operations::default(),
         }
     }
 

@@ -110,6 +110,10 @@ pub struct PostgresState {
     /// Oldest WAL segment file present.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub older_wal_file: String,
+    /// stolon-rs addition: while postgres is stopped after a clean shutdown, the location of its shutdown
+    /// checkpoint (the end of everything it wrote, read from `pg_control`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shutdown_checkpoint: u64,
 }
 
 /// What every sentinel publishes: `{"UID": "..."}`.

@@ -27,12 +27,16 @@ pub struct Keeper {
     pub status: KeeperStatus,
 }
 
-/// Keeper spec. Empty in stolon 0.17; `priority` comes from later stolon and is omitted when 0.
+/// Keeper spec. Empty in stolon 0.17; `priority` comes from later stolon and is omitted when 0; `maintenance`
+/// is a stolon-rs addition (omitted when false).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeeperSpec {
-    /// Election priority (higher preferred); 0 = default.
+    /// Election priority (higher preferred); 0 = default. Copied by the sentinel from the keeper's info.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i64,
+    /// Set by `stolonctl maintenance KEEPER on`: never elected master, never a synchronous standby.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub maintenance: bool,
 }
 
 /// Sentinel's view of a keeper.

@@ -14,6 +14,7 @@ mod error;
 mod info;
 mod keeper;
 mod local_state;
+mod operations;
 mod proxy;
 mod serde_util;
 mod spec;
@@ -28,6 +29,7 @@ pub use error::{ModelError, decode_json};
 pub use info::{KeeperInfo, PostgresBinaryVersion, PostgresState, ProxyInfo, SentinelInfo};
 pub use keeper::{Keeper, KeeperSpec, KeeperStatus};
 pub use local_state::{DbLocalState, KeeperLocalState};
+pub use operations::{Operations, Pause, Switchover, SwitchoverPhase, SwitchoverResult, outcome};
 pub use proxy::{Proxy, ProxySpec, ProxyStatus};
 pub use spec::{
     ArchiveRecoverySettings, ClusterSpec, ExistingConfig, NewConfig, PgParameters, PitrConfig, RecoveryTargetSettings,

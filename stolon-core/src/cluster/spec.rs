@@ -113,6 +113,10 @@ pub struct ClusterSpec {
     /// while its keeper confirms that every other DB's keeper follows it (docs/reliability.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failsafe_mode: Option<bool>,
+    /// stolon-rs addition: switch over to a healthy standby whose keeper has a higher priority than the
+    /// master's (default false: a healthy master is never replaced for priority alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover_to_higher_priority: Option<bool>,
 }
 
 fn is_none_or_empty(m: &Option<PgParameters>) -> bool {

@@ -50,6 +50,23 @@ pub enum CtlError {
     /// The cluster data changed between the read shown to the user and the write.
     #[error("the cluster data changed since it was read; nothing was written, run the command again")]
     ChangedSinceRead,
+    /// A switchover request is refused; nothing was written.
+    #[error("switchover refused: {0}")]
+    SwitchoverRefused(#[from] crate::ops::candidate::Refusal),
+    /// An operation cannot be requested in the cluster's current state; nothing was written.
+    #[error("{0}")]
+    OperationRefused(String),
+    /// A switchover ended without completing (aborted or refused by the sentinel).
+    #[error("switchover {outcome}: {message}")]
+    SwitchoverFailed {
+        /// `aborted`, `refused` or `cancelled`.
+        outcome: String,
+        /// The sentinel's one-line account.
+        message: String,
+    },
+    /// Waiting for an operation's outcome took too long (the operation itself may still finish).
+    #[error("no outcome after {0:?}: check `stolonctl status`")]
+    WaitTimeout(std::time::Duration),
     /// Every compare-and-swap attempt lost against concurrent writers.
     #[error("the cluster data kept changing concurrently; nothing was written after {attempts} attempts")]
     TooManyConflicts {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod init;
 pub mod json;
 pub mod keepers;
+pub mod ops;
 pub mod promote;
 pub mod register;
 pub mod retry;
@@ -26,6 +27,10 @@ pub use current::{ExistingClusterData, describe, existing_cluster_data, usable_c
 pub use error::CtlError;
 pub use init::{InitOutcome, InitPlan, apply_init, default_init_spec, init_spec, plan_init};
 pub use keepers::{RemovedKeeper, fail_keeper, remove_keeper};
+pub use ops::{
+    AcceptedSwitchover, SwitchoverRequest, cancel_switchover, pause, request_switchover, resume, set_maintenance,
+    wait_switchover,
+};
 pub use promote::{PromoteOutcome, promote};
 pub use retry::{Decision, MAX_ATTEMPTS, Modified, modify_cluster_data};
 pub use spec::{current_spec, parse_spec, render_spec};

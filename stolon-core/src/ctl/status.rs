@@ -58,6 +58,20 @@ pub struct KeeperStatus {
     pub pg_wanted_generation: i64,
     /// The DB generation the keeper reported as applied.
     pub pg_current_generation: i64,
+    /// The keeper's `--priority` (stolon-rs addition; absent when 0, so a plain cluster's JSON is stolon's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
+    /// Whether the keeper is in maintenance (stolon-rs addition; absent when not).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub maintenance: bool,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// Whether there is a cluster and who its master is.
@@ -69,6 +83,47 @@ pub struct ClusterSummary {
     pub master_keeper_uid: String,
     /// The master DB UID (empty when none).
     pub master_db_uid: String,
+    /// Whether the cluster is paused (stolon-rs addition; absent when not).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+    /// When the pause ends on its own (RFC 3339), absent for a pause until `resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
+    /// The pending or running switchover, absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<SwitchoverStatus>,
+    /// How the last switchover ended, absent when none was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switchover: Option<LastSwitchover>,
+}
+
+/// A pending or running switchover.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchoverStatus {
+    /// Request UID.
+    pub uid: String,
+    /// scheduled, fencing or promoting.
+    pub phase: String,
+    /// Requested time (RFC 3339), absent = as soon as possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// Requested candidate keeper, empty = automatic.
+    pub to_keeper: String,
+    /// Timeout (Go duration).
+    pub timeout: String,
+}
+
+/// The outcome of the last switchover.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSwitchover {
+    /// Request UID.
+    pub uid: String,
+    /// completed, aborted, refused or cancelled.
+    pub outcome: String,
+    /// One line.
+    pub message: String,
+    /// When it ended (RFC 3339).
+    pub time: String,
 }
 
 /// The status plus what only the text form shows.
@@ -136,6 +191,8 @@ pub fn build_report(
                 uid: uid.clone(),
                 listen_address: "(no db assigned)".into(),
                 healthy: keeper.status.healthy,
+                priority: keeper.spec.priority,
+                maintenance: keeper.spec.maintenance,
                 ..KeeperStatus::default()
             };
             if let Some(db) = cd.db_of_keeper(uid) {
@@ -151,7 +208,26 @@ pub fn build_report(
             k
         })
         .collect();
-    let mut cluster = ClusterSummary { available: true, ..ClusterSummary::default() };
+    let ops = &cd.operations;
+    let mut cluster = ClusterSummary {
+        available: true,
+        paused: crate::ops::pause::is_paused(cd, crate::time::Timestamp::now()),
+        paused_until: ops.pause.as_ref().and_then(|p| p.until).map(|t| t.to_string()),
+        switchover: ops.switchover.as_ref().map(|sw| SwitchoverStatus {
+            uid: sw.uid.clone(),
+            phase: sw.phase.to_string(),
+            at: sw.at.map(|t| t.to_string()),
+            to_keeper: sw.to_keeper.clone(),
+            timeout: sw.timeout.to_string(),
+        }),
+        last_switchover: ops.last_switchover.as_ref().map(|r| LastSwitchover {
+            uid: r.uid.clone(),
+            outcome: r.outcome.clone(),
+            message: r.message.clone(),
+            time: r.time.to_string(),
+        }),
+        ..ClusterSummary::default()
+    };
     if let Some(master) = cd.master_db() {
         cluster.master_db_uid = master.uid.clone();
         cluster.master_keeper_uid = master.spec.keeper_uid.clone();
@@ -245,6 +321,7 @@ pub fn render_text(report: &StatusReport) -> String {
         out.push_str("No cluster available\n");
     } else {
         out.push_str("\n=== Cluster Info ===\n\n");
+        out.push_str(&operations_text(s));
         if s.cluster.master_keeper_uid.is_empty() {
             out.push_str("Master Keeper: (none)\n");
         } else {
@@ -259,6 +336,37 @@ pub fn render_text(report: &StatusReport) -> String {
         }
     }
     out.push('\n');
+    out
+}
+
+/// The operations lines of the text form: pause, switchover, maintenance and priorities (nothing when
+/// there are none, so a plain cluster shows stolon's text unchanged).
+fn operations_text(s: &Status) -> String {
+    let mut out = String::new();
+    let c = &s.cluster;
+    if c.paused {
+        match &c.paused_until {
+            Some(until) => out.push_str(&format!("PAUSED until {until}: no failover, switchover or reconfiguration\n")),
+            None => out.push_str("PAUSED until `stolonctl resume`: no failover, switchover or reconfiguration\n"),
+        }
+    }
+    let maintenance: Vec<&str> = s.keepers.iter().filter(|k| k.maintenance).map(|k| k.uid.as_str()).collect();
+    if !maintenance.is_empty() {
+        out.push_str(&format!("Keepers in maintenance: {}\n", maintenance.join(", ")));
+    }
+    let priorities: Vec<String> =
+        s.keepers.iter().filter(|k| k.priority != 0).map(|k| format!("{}={}", k.uid, k.priority)).collect();
+    if !priorities.is_empty() {
+        out.push_str(&format!("Keeper priorities: {}\n", priorities.join(", ")));
+    }
+    if let Some(sw) = &c.switchover {
+        let to = if sw.to_keeper.is_empty() { "the best standby" } else { sw.to_keeper.as_str() };
+        let when = sw.at.as_deref().map(|at| format!(" at {at}")).unwrap_or_default();
+        out.push_str(&format!("Switchover: {}{when} to {to} (timeout {})\n", sw.phase, sw.timeout));
+    }
+    if let Some(last) = &c.last_switchover {
+        out.push_str(&format!("Last switchover: {} at {}: {}\n", last.outcome, last.time, last.message));
+    }
     out
 }
 

@@ -22,6 +22,9 @@ use crate::postgres::replication::{identify_system, identify_system_at};
 use crate::postgres::resync::{ResyncSource, base_backup, rewind};
 use crate::postgres::{AuthMethod, PgError, PgProcess, PgResult, StopMode};
 
+/// How long a promotion may take (`pg_ctl promote -w` waits as long).
+const PROMOTE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs plans; owns the knowledge of what the running instance was configured with.
 pub struct Executor {
     /// Failsafe mode's confirmations: a promotion waits out the last one given.
@@ -40,6 +43,8 @@ pub struct Executor {
     pub applied: Applied,
     /// Gauges.
     pub metrics: Arc<KeeperMetrics>,
+    /// Notified when a generation is saved: the state reporter observes and publishes at once.
+    pub progress: Arc<tokio::sync::Notify>,
 }
 
 impl Executor {
@@ -111,11 +116,18 @@ impl Executor {
                     tokio::time::sleep(wait).await;
                 }
                 tracing::debug!("promoting postgres");
-                let promoted = self.pg.promote().await;
+                let promoted = async {
+                    self.pg.request_promotion().await?;
+                    self.wait_promoted().await
+                }
+                .await;
                 self.failsafe.release();
                 promoted?;
                 self.applied.recovery = Some(config.recovery.clone());
-                self.write_and_reload(config).await?;
+                self.write_and_reload(config).await
+            }
+            Action::CheckpointAfterPromotion => {
+                // pg_rewind of an old master reads the new timeline from this primary's control file.
                 if let Err(e) = self.conn.checkpoint().await {
                     tracing::warn!(error = %e, "checkpoint after promotion failed");
                 }
@@ -162,9 +174,14 @@ impl Executor {
             }
             Action::SaveGeneration(g) => {
                 let mut s = self.db_state.lock().await.clone();
+                let changed = s.generation != *g;
                 s.generation = *g;
                 s.initializing = false;
-                self.save_db_state(s).await
+                self.save_db_state(s).await?;
+                if changed {
+                    self.progress.notify_one();
+                }
+                Ok(())
             }
         }
     }
@@ -180,6 +197,22 @@ impl Executor {
         self.pg.stop(StopMode::Fast).await?;
         self.applied = Applied { restricted_hba: self.applied.restricted_hba, ..Applied::default() };
         Ok(())
+    }
+
+    /// Waits until postgres left recovery after a promotion request (polled every 10 ms: the write gap of a
+    /// switchover includes this wait).
+    async fn wait_promoted(&self) -> PgResult<()> {
+        let deadline = tokio::time::Instant::now() + PROMOTE_TIMEOUT;
+        loop {
+            match self.conn.in_recovery().await {
+                Ok(false) => return Ok(()),
+                Ok(true) | Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Ok(true) => return Err(PgError::Timeout("postgres still in recovery after the promotion".into())),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn start(&mut self, config: &ConfigSet, temporary: bool) -> PgResult<()> {

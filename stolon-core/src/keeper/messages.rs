@@ -303,6 +303,8 @@ pub fn failure_of(action: &Action) -> Option<&'static str> {
         Action::CheckPendingRestart { automatic: true, .. } => "failed to restart postgres instance",
         Action::SaveDbState(_) | Action::MarkInitialized | Action::SaveGeneration(_) => "failed to save db local state",
         Action::RefreshSlots { .. } => UPDATE_SLOTS_FAILED,
-        Action::SetRestrictedHba(_) | Action::CheckPendingRestart { automatic: false, .. } => return None,
+        Action::SetRestrictedHba(_)
+        | Action::CheckPendingRestart { automatic: false, .. }
+        | Action::CheckpointAfterPromotion => return None,
     })
 }

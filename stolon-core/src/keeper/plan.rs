@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::db_config::{db_hba, db_parameters, standby_recovery, wanted_slots};
 use super::messages as m;
 use crate::cluster::{ClusterData, Db, DbInitMode, DbLocalState, DbRole, DbStatus, FollowType, PgParameters};
+use crate::ops::keeper::Directive;
 use crate::postgres::config::{RecoveryMode, RecoveryOptions, stolon_name};
 use crate::postgres::hba::AuthMethod;
 
@@ -59,6 +60,9 @@ pub struct Observed {
     pub system_id: Option<String>,
     /// DB UIDs that pg_stat_replication reports in sync (when running and queried).
     pub in_sync_standbys: Option<Vec<String>>,
+    /// Stopped after a clean shutdown as a primary (`pg_control` state `shut down`): such an instance can
+    /// start as a standby of a master promoted after it (a switchover) without pg_rewind.
+    pub clean_shutdown: bool,
 }
 
 /// How the running instance was last configured by this keeper process (reset when postgres stops).
@@ -92,6 +96,8 @@ pub struct PlanInput<'a> {
     /// True when this pass directly follows an initialization in the same pass (skips the interrupted-init
     /// check, which concerns previous passes only).
     pub after_init: bool,
+    /// The current time (operations: pause expiry).
+    pub now: crate::time::Timestamp,
 }
 
 /// A configuration to write before starting or reloading.
@@ -186,6 +192,8 @@ pub enum Action {
         /// The configuration of a primary.
         config: ConfigSet,
     },
+    /// `CHECKPOINT` after a promotion (for a later pg_rewind of the old master); failures are only logged.
+    CheckpointAfterPromotion,
     /// Fast stop then start with a new configuration.
     Restart {
         /// What to write.
@@ -285,6 +293,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         // Whatever runs here is not the standby the cluster wants (an old master is fenced).
         return Plan::end(vec![Action::StopPostgres], Outcome::Failed(reason));
     }
+    match crate::ops::keeper::directive(cd, &db.uid, input.now) {
+        Directive::Hold => {
+            return Plan::end(vec![], Outcome::Waiting("cluster paused: leaving postgres as it is".into()));
+        }
+        Directive::Fence => {
+            return Plan::end(
+                vec![Action::StopPostgres],
+                Outcome::Waiting("switchover: this master is fenced, postgres shut down".into()),
+            );
+        }
+        Directive::None | Directive::Report => {}
+    }
     let spec = &cd.cluster.spec;
     let mut actions = Vec::new();
     let mut local = input.local.clone();
@@ -372,6 +392,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 }
             };
             match local_role {
+                DbRole::Master if !running && obs.clean_shutdown => {
+                    // A switchover's old master: its WAL ends with its shutdown checkpoint, which the new
+                    // master received before its promotion, so it follows the new timeline as it is.
+                    let config = ConfigSet { parameters: params.clone(), hba: db_hba(s, cd, db, false), recovery };
+                    actions.push(Action::Start { config: config.clone(), temporary: false });
+                    actions.push(Action::WaitReady { timeout: db_wait });
+                    started_with = Some(config);
+                    running = true;
+                    if restricted {
+                        actions.push(Action::SetRestrictedHba(false));
+                        restricted = false;
+                    }
+                }
                 DbRole::Master => {
                     plan.outcome = Outcome::Failed(m::MASTER_TO_STANDBY.into());
                     return plan;
@@ -432,11 +465,20 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if running && (applied_params != Some(&config.parameters) || applied_hba != Some(&config.hba)) {
         actions.push(Action::Reload { config: config.clone() });
     }
-    // Step 11 and 12.
+    // Step 11 and 12. A promotion is reported converged before the slower checks: the sentinel routes the
+    // proxies to this new master on that report.
+    let promoted = actions.iter().any(|a| matches!(a, Action::Promote { .. }));
+    if promoted {
+        actions.push(Action::SaveGeneration(db.generation));
+    }
     if running {
         actions.push(Action::CheckPendingRestart { automatic: spec.automatic_pg_restart(), config });
     }
-    actions.push(Action::SaveGeneration(db.generation));
+    if promoted {
+        actions.push(Action::CheckpointAfterPromotion);
+    } else {
+        actions.push(Action::SaveGeneration(db.generation));
+    }
     plan
 }
 

@@ -18,6 +18,8 @@ pub struct ReportIdentity {
     pub can_be_synchronous_replica: bool,
     /// The keeper API's URL (empty when the API is off).
     pub api_url: String,
+    /// `--priority`.
+    pub priority: i64,
 }
 
 /// A KeeperInfo with a fresh `infoUID` (the sentinel's heartbeat).
@@ -31,7 +33,7 @@ pub fn keeper_info(id: &ReportIdentity, cluster_uid: &str, state: Option<Postgre
             .version
             .map(|v| PostgresBinaryVersion { maj: i64::from(v.major), min: i64::from(v.minor) })
             .unwrap_or_default(),
-        priority: None,
+        priority: Some(id.priority),
         postgres_state: state,
         can_be_master: Some(id.can_be_master),
         can_be_synchronous_replica: Some(id.can_be_synchronous_replica),
@@ -52,6 +54,7 @@ mod tests {
             can_be_master: false,
             can_be_synchronous_replica: true,
             api_url: String::new(),
+            priority: 3,
         };
         let a = keeper_info(&id, "c", None);
         let b = keeper_info(&id, "c", None);
@@ -63,5 +66,6 @@ mod tests {
         assert!(json.get("apiURL").is_none(), "no apiURL when the API is off: {json}");
         let with_api = keeper_info(&ReportIdentity { api_url: "https://10.0.0.1:8008".into(), ..id }, "c", None);
         assert_eq!(serde_json::to_value(&with_api).unwrap()["apiURL"], "https://10.0.0.1:8008");
+        assert_eq!(json["priority"], 3);
     }
 }

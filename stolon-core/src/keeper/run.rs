@@ -20,7 +20,9 @@ use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
 use super::report::{ReportIdentity, keeper_info};
 use super::state::StateFiles;
 use crate::cluster::{ClusterData, DbLocalState, KeeperLocalState, ModelError, PostgresState, defaults};
-use crate::postgres::observe::{ObserveContext, local_role, observe, pgdata_initialized, stolon_standby_uids};
+use crate::postgres::observe::{
+    ObserveContext, clean_shutdown_checkpoint, local_role, observe, pgdata_initialized, stolon_standby_uids,
+};
 use crate::postgres::query::LocalConn;
 use crate::postgres::replication::control_system_id;
 use crate::postgres::version::read_data_version;
@@ -30,6 +32,10 @@ use crate::store::{ClusterStore, ClusterStoreError, keeper_info_ttl};
 
 /// Most replans in one pass (an init is followed by one replan).
 const MAX_REPLANS: usize = 3;
+
+/// Observation period while a switchover involves this keeper (its WAL position and shutdown gate the
+/// switchover's next step).
+pub const FAST_REPORT: Duration = Duration::from_millis(30);
 
 /// Everything the keeper is configured with.
 #[derive(Debug, Clone)]
@@ -54,6 +60,8 @@ pub struct KeeperConfig {
     pub api_url: String,
     /// The client of the other keepers' APIs (failsafe mode); `None` when this keeper's API is off.
     pub failsafe_client: Option<super::api::ApiClient>,
+    /// `--priority` (published in the keeper info; higher is preferred in elections and switchovers).
+    pub priority: i64,
 }
 
 impl KeeperConfig {
@@ -91,10 +99,13 @@ struct Shared {
     sleep: watch::Sender<Duration>,
     cd_changed: Notify,
     /// A pass changed the local DB (another DB, a new generation, e.g. a promotion): observe it at once.
-    observe_now: Notify,
+    observe_now: Arc<Notify>,
     /// An urgent observation is ready: publish the keeper info at once, so the sentinel sees the change
     /// without waiting for the next `sleepInterval` tick.
     publish_now: Notify,
+    /// A running operation (switchover) involves this keeper: observe every [`FAST_REPORT`] and publish
+    /// every change at once.
+    fast_report: std::sync::atomic::AtomicBool,
     metrics: Arc<KeeperMetrics>,
     /// What the API and the role label read.
     view: Arc<KeeperView>,
@@ -161,6 +172,7 @@ pub async fn run(
     view.set_local_db(&db_state.uid);
     let db_state = Arc::new(Mutex::new(db_state));
     let failsafe = Arc::new(crate::failsafe::FailsafeKeeper::new(&settings.uid));
+    let observe_now = Arc::new(Notify::new());
     let executor = Executor {
         failsafe: failsafe.clone(),
         pg: pg.clone(),
@@ -170,6 +182,7 @@ pub async fn run(
         db_state: db_state.clone(),
         applied: Applied::default(),
         metrics: metrics.clone(),
+        progress: observe_now.clone(),
     };
     let (sleep_tx, _) = watch::channel(sleep);
     let boot_uuid = crate::cluster::new_boot_uuid();
@@ -191,8 +204,9 @@ pub async fn run(
         pg_state: Mutex::new(None),
         sleep: sleep_tx,
         cd_changed: Notify::new(),
-        observe_now: Notify::new(),
+        observe_now,
         publish_now: Notify::new(),
+        fast_report: std::sync::atomic::AtomicBool::new(false),
         metrics,
         view: view.clone(),
     });
@@ -276,7 +290,15 @@ async fn observe_local(shared: &Shared, cd: &ClusterData) -> Result<Observed, Pg
             }
         }
     }
-    Ok(Observed { initialized, local_role: Some(local_role(pgdata)), running, system_id, in_sync_standbys: in_sync })
+    let clean_shutdown = initialized && !running && clean_shutdown_checkpoint(pgdata).is_some();
+    Ok(Observed {
+        initialized,
+        local_role: Some(local_role(pgdata)),
+        running,
+        system_id,
+        in_sync_standbys: in_sync,
+        clean_shutdown,
+    })
 }
 
 async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
@@ -308,6 +330,14 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
             shared.states.save_keeper_state(&ks)?;
         }
     }
+    let directive = match cd.db_of_keeper(&shared.cfg.settings.uid) {
+        Some(db) => crate::ops::keeper::directive(&cd, &db.uid, crate::time::Timestamp::now()),
+        None => crate::ops::keeper::Directive::None,
+    };
+    let fast = directive.reports_fast();
+    if shared.fast_report.swap(fast, Ordering::Relaxed) != fast && fast {
+        shared.observe_now.notify_one();
+    }
     let mut ex = shared.executor.lock().await;
     let mut after_init = false;
     for _ in 0..MAX_REPLANS {
@@ -322,6 +352,7 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
             observed: &observed,
             applied: &applied,
             after_init,
+            now: crate::time::Timestamp::now(),
         };
         let p = plan(&input);
         tracing::debug!(plan = ?p, "planned");
@@ -340,6 +371,10 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
             shared.view.open_ended(KeeperLoop::StateMachine, None);
         }
         executed?;
+        if directive == crate::ops::keeper::Directive::Fence {
+            // Fenced: the shutdown checkpoint is what the sentinel waits for.
+            shared.observe_now.notify_one();
+        }
         match p.outcome {
             Outcome::Converged => {
                 KeeperMetrics::touch(&shared.metrics.last_sync_success_seconds);
@@ -361,6 +396,7 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
 
 async fn pg_state_loop(shared: Arc<Shared>) {
     let mut urgent = false;
+    let mut last: Option<PostgresState> = None;
     loop {
         shared.view.beat(KeeperLoop::PostgresState);
         let local = shared.db_state.lock().await.clone();
@@ -376,12 +412,16 @@ async fn pg_state_loop(shared: Arc<Shared>) {
             repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
         };
         let st = observe(&shared.pg, &shared.conn, &ctx).await;
+        let fast = shared.fast_report.load(Ordering::Relaxed);
+        let changed = last.as_ref() != Some(&st);
+        last = Some(st.clone());
         *shared.pg_state.lock().await = Some(st);
-        if urgent {
+        if urgent || (fast && changed) {
             shared.publish_now.notify_one();
         }
+        let period = if fast { FAST_REPORT } else { sleep_of(&shared) / 2 };
         urgent = tokio::select! {
-            _ = tokio::time::sleep(sleep_of(&shared) / 2) => false,
+            _ = tokio::time::sleep(period) => false,
             _ = shared.observe_now.notified() => true,
         };
     }
@@ -401,6 +441,7 @@ async fn info_loop(shared: Arc<Shared>) {
         can_be_master: shared.cfg.can_be_master,
         can_be_synchronous_replica: shared.cfg.can_be_synchronous_replica,
         api_url: shared.cfg.api_url.clone(),
+        priority: shared.cfg.priority,
     };
     loop {
         shared.view.beat(KeeperLoop::InfoPublication);

@@ -2,6 +2,7 @@
 //! local queries, replication facts, resync (pg_basebackup, pg_rewind) and the observed state.
 
 pub mod config;
+pub mod control;
 pub mod control_data;
 pub mod error;
 pub mod hba;

@@ -39,6 +39,12 @@ pub fn stolon_standby_uids(names: &[String]) -> Vec<String> {
     v
 }
 
+/// The checkpoint location of a primary shut down cleanly (`pg_control` state `shut down`), if it is.
+pub fn clean_shutdown_checkpoint(pgdata: &Path) -> Option<u64> {
+    let facts = super::control::read_control(pgdata).ok()?;
+    (facts.state == super::control::ControlState::ShutDown).then_some(facts.checkpoint)
+}
+
 /// Identity and addresses reported with every PostgresState.
 #[derive(Clone)]
 pub struct ObserveContext {
@@ -75,6 +81,9 @@ pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> 
     match collect(pg, conn, ctx, &mut st).await {
         Ok(()) => st.healthy = true,
         Err(e) => tracing::debug!(error = %e, "postgres state incomplete"),
+    }
+    if !st.healthy {
+        st.shutdown_checkpoint = clean_shutdown_checkpoint(pg.pgdata()).unwrap_or(0);
     }
     match oldest_wal_file(pg.pgdata()) {
         Ok(w) => st.older_wal_file = w.unwrap_or_default(),

@@ -43,7 +43,18 @@ impl StopMode {
             StopMode::Immediate => "immediate",
         }
     }
+
+    /// The postmaster signal of this shutdown mode.
+    fn signal(self) -> libc::c_int {
+        match self {
+            StopMode::Fast => libc::SIGINT,
+            StopMode::Immediate => libc::SIGQUIT,
+        }
+    }
 }
+
+/// How long a signalled postmaster of ours may take to exit (pg_ctl's own default wait is 60 s).
+const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// initdb options (reference 5.2 mode `new`).
 #[derive(Debug, Clone, Default)]
@@ -351,15 +362,16 @@ impl PgProcess {
         self.postmaster.lock().await.as_ref().filter(|p| p.exited.borrow().is_none()).map(|p| p.pid)
     }
 
-    /// Stops postgres if it runs (`pg_ctl stop -w -m <mode>`), then reaps our child.
+    /// Stops postgres if it runs, then reaps our child. Our own postmaster is signalled directly and its exit
+    /// awaited; any other postmaster is stopped with `pg_ctl stop -w -m <mode>`.
     pub async fn stop(&self, mode: StopMode) -> PgResult<()> {
         if !self.is_running().await? {
             *self.postmaster.lock().await = None;
             return Ok(());
         }
         tracing::info!("{}", messages::STOPPING_DATABASE);
-        if let Some(pid) = self.child_pid().await.filter(|pid| !pidfile_names(&self.pgdata, *pid)) {
-            return self.stop_starting_child(pid, mode).await;
+        if let Some(pid) = self.child_pid().await {
+            return self.stop_child(pid, mode).await;
         }
         let mut cmd = self.command("pg_ctl");
         cmd.arg("stop").arg("-w").arg("-D").arg(&self.pgdata).arg("-m").arg(mode.as_str());
@@ -377,20 +389,17 @@ impl PgProcess {
         Ok(())
     }
 
-    /// Stops our postmaster `pid` that has not written postmaster.pid yet (pg_ctl cannot find it) with the
-    /// mode's signal, as pg_ctl would, and waits for it to exit.
-    async fn stop_starting_child(&self, pid: u32, mode: StopMode) -> PgResult<()> {
-        let signal = match mode {
-            StopMode::Fast => libc::SIGINT,
-            StopMode::Immediate => libc::SIGQUIT,
-        };
+    /// Signals our own postmaster `pid` with the mode's signal, as pg_ctl would, and awaits its exit (also
+    /// one that has not written postmaster.pid yet, which pg_ctl cannot find). No polling: a switchover's
+    /// fence waits on this.
+    async fn stop_child(&self, pid: u32, mode: StopMode) -> PgResult<()> {
         let mut guard = self.postmaster.lock().await;
-        let Some(pm) = guard.as_mut() else { return Ok(()) };
+        let Some(pm) = guard.as_mut().filter(|p| p.pid == pid) else { return Ok(()) };
         // SAFETY: kill(2) on our own child's pid, which the exit watch has not reported reaped.
-        unsafe { libc::kill(pid as libc::pid_t, signal) };
+        unsafe { libc::kill(pid as libc::pid_t, mode.signal()) };
         let mut rx = pm.exited.clone();
-        if tokio::time::timeout(START_TIMEOUT, rx.wait_for(|s| s.is_some())).await.is_err() {
-            return Err(PgError::Timeout(format!("postgres {pid}, still starting, did not stop")));
+        if tokio::time::timeout(CHILD_STOP_TIMEOUT, rx.wait_for(|s| s.is_some())).await.is_err() {
+            return Err(PgError::Timeout(format!("postgres {pid} did not stop in {CHILD_STOP_TIMEOUT:?}")));
         }
         *guard = None;
         tracing::info!(pgdata = %self.pgdata.display(), mode = mode.as_str(), "postgres stopped");
@@ -419,6 +428,13 @@ impl PgProcess {
         tracing::info!("{}", messages::PROMOTING_DATABASE);
         let mut cmd = self.command("pg_ctl");
         cmd.arg("promote").arg("-w").arg("-D").arg(&self.pgdata);
+        self.run("pg_ctl", cmd).await.map(|_| ())
+    }
+
+    /// `pg_ctl promote -W`: asks for the promotion and returns at once (the caller waits for its end).
+    pub async fn request_promotion(&self) -> PgResult<()> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("promote").arg("-W").arg("-D").arg(&self.pgdata);
         self.run("pg_ctl", cmd).await.map(|_| ())
     }
 }

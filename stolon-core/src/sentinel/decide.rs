@@ -18,6 +18,7 @@ use super::{init, standbys, sync};
 use crate::cluster::{
     CURRENT_FORMAT_VERSION, ClusterData, ClusterPhase, ClusterRole, DbRole, FollowType, KeeperInfo, ProxyInfo,
 };
+use crate::ops;
 
 /// The result of one leader pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +62,24 @@ pub fn decide(
     hist.refresh_convergence(cd, now.mono);
     let with_health = update_keepers_status(cd, keeper_infos, &mut hist, now);
     let active = active_proxies(proxy_infos, &mut hist, proxy_timeout, now.mono);
-    let mut newcd = update_cluster(&with_health, &active, &hist, now, entropy)?;
+    let mut staged = with_health.clone();
+    let control = ops::before(&mut staged, keeper_infos, now.wall);
+    let mut newcd = match control {
+        ops::Control::Normal => update_cluster(&staged, &active, &hist, now, entropy)?,
+        ops::Control::Hold => {
+            // Paused: no decision, but proxies that appear are still enabled on the current target.
+            let master = staged.cluster.status.master.clone();
+            gate(&mut staged, &master, false, &active);
+            staged
+        }
+        ops::Control::Operate => staged,
+    };
+    ops::after(&mut newcd, now.wall);
+    bump_changed_generations(&with_health, &mut newcd);
     let election = match with_health.cluster.status.phase {
-        Some(ClusterPhase::Normal) => election_rejections(&with_health, Judge { hist: &hist, now: now.mono }),
+        Some(ClusterPhase::Normal) if control == ops::Control::Normal => {
+            election_rejections(&with_health, Judge { hist: &hist, now: now.mono })
+        }
         _ => None,
     };
     newcd.cluster.status.removed_keepers = screened.removed;
@@ -229,6 +245,19 @@ fn set_db_specs_from_cluster_spec(newcd: &mut ClusterData) {
                 db.spec.additional_replication_slots = spec.additional_master_replication_slots.clone()
             }
             _ => db.spec.additional_replication_slots = None,
+        }
+    }
+}
+
+/// Bumps the generation of every DB whose spec differs from `before` and was not bumped yet (operations
+/// change DB specs outside [`update_cluster`]).
+fn bump_changed_generations(before: &ClusterData, newcd: &mut ClusterData) {
+    for (uid, db) in newcd.dbs.iter_mut() {
+        if let Some(prev) = before.dbs.get(uid)
+            && prev.spec != db.spec
+            && prev.generation == db.generation
+        {
+            db.generation += 1;
         }
     }
 }

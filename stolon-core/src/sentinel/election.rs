@@ -6,7 +6,7 @@ use super::candidacy::rejections;
 use super::health::Convergence;
 use super::init::external_follow_config;
 use super::messages as m;
-use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, sorted};
+use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, keeper_of, sorted};
 use crate::cluster::{ClusterData, ClusterRole, Db, DbRole};
 
 /// Whether the current master is fine: healthy and not stuck in a failed convergence.
@@ -51,9 +51,10 @@ pub(crate) fn best_standbys(cd: &ClusterData, master: &Db, judge: Judge<'_>, lag
     out
 }
 
-/// The DBs that may replace the failed `master`, most advanced first: those without a rejection reason
-/// ([`rejections`]): good valid standbys and previous masters still alive, on its timeline, within the lag
-/// when the election is not synchronous, on keepers allowed to be master.
+/// The DBs that may replace the failed `master`, by keeper priority (higher first) then most advanced
+/// first: those without a rejection reason ([`rejections`]): good valid standbys and previous masters still
+/// alive, on its timeline, within the lag when the election is not synchronous, on keepers allowed to be
+/// master.
 pub(crate) fn candidates(cd: &ClusterData, master: &Db, judge: Judge<'_>) -> Vec<String> {
     let lag_filter = !sync_election(cd, master);
     let mut out: Vec<String> = rejections(cd, master, judge, lag_filter)
@@ -62,6 +63,10 @@ pub(crate) fn candidates(cd: &ClusterData, master: &Db, judge: Judge<'_>) -> Vec
         .map(|(uid, _)| uid)
         .collect();
     most_advanced_first(cd, &mut out);
+    // Keeper priority first (higher preferred), most advanced within a priority (a stable sort keeps it).
+    out.sort_by_key(|uid| {
+        std::cmp::Reverse(cd.dbs.get(uid).map_or(0, |db| keeper_of(cd, db).map_or(0, |k| k.spec.priority)))
+    });
     out
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::clock::{MonoTime, Now};
-use crate::cluster::{ClusterData, Db, INITIAL_GENERATION, Keeper, KeeperInfo, KeeperStatus};
+use crate::cluster::{ClusterData, Db, INITIAL_GENERATION, Keeper, KeeperInfo, KeeperSpec, KeeperStatus};
 
 /// The last KeeperInfo heartbeat seen from one keeper.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,7 @@ fn keeper_from_info(ki: &KeeperInfo, now: Now) -> Keeper {
         uid: ki.uid.clone(),
         generation: INITIAL_GENERATION,
         change_time: now.wall,
-        spec: Default::default(),
+        spec: KeeperSpec { priority: ki.priority.unwrap_or(0), ..KeeperSpec::default() },
         status: KeeperStatus {
             healthy: true,
             last_healthy_time: now.wall,
@@ -198,6 +198,7 @@ pub fn update_keepers_status(
                 k.status.postgres_binary_version = ki.postgres_binary_version;
                 k.status.can_be_master = ki.can_be_master;
                 k.status.can_be_synchronous_replica = ki.can_be_synchronous_replica;
+                k.spec.priority = ki.priority.unwrap_or(0);
             }
         }
         let mut healthy = Histories::timer_ok(hist.keeper_errors.get(uid), fail_interval, now.mono);

@@ -17,7 +17,7 @@ mod assess;
 pub mod candidacy;
 mod clock;
 pub mod decide;
-mod election;
+pub(crate) mod election;
 mod entropy;
 mod error;
 pub mod health;

@@ -47,14 +47,14 @@ pub(crate) fn db_kind(db: &Db) -> Option<DbKind> {
     }
 }
 
-/// Whether the keeper may become master (absent = true).
+/// Whether the keeper may become master (absent = true; never while in maintenance).
 pub(crate) fn keeper_can_be_master(k: Option<&Keeper>) -> bool {
-    k.is_none_or(|k| k.status.can_be_master != Some(false))
+    k.is_none_or(|k| k.status.can_be_master != Some(false) && !k.spec.maintenance)
 }
 
-/// Whether the keeper may be a synchronous standby (absent = true).
+/// Whether the keeper may be a synchronous standby (absent = true; never while in maintenance).
 pub(crate) fn keeper_can_be_sync(k: Option<&Keeper>) -> bool {
-    k.is_none_or(|k| k.status.can_be_synchronous_replica != Some(false))
+    k.is_none_or(|k| k.status.can_be_synchronous_replica != Some(false) && !k.spec.maintenance)
 }
 
 /// The keeper of a DB.

@@ -59,6 +59,10 @@ const ELECTION_RETRY: Duration = Duration::from_secs(10);
 /// the first pass that sees its keeper report the promotion.
 pub const INFO_POLL: Duration = Duration::from_millis(200);
 
+/// How often the leader polls the keeper infos while a switchover is fencing or promoting: each of its steps
+/// waits on a keeper report, and the write gap is the sum of these waits.
+pub const OPS_INFO_POLL: Duration = Duration::from_millis(20);
+
 /// How a sentinel runs.
 #[derive(Debug, Clone)]
 pub struct SentinelConfig {
@@ -83,6 +87,9 @@ pub struct SentinelStats {
     is_leader: AtomicBool,
     leader_count: AtomicU64,
     last_check_success: AtomicI64,
+    paused: AtomicBool,
+    keepers_in_maintenance: AtomicU64,
+    switchover_pending: AtomicBool,
 }
 
 impl SentinelStats {
@@ -99,6 +106,29 @@ impl SentinelStats {
     /// Unix time (seconds) of the last completed check, 0 before the first.
     pub fn last_check_success_seconds(&self) -> i64 {
         self.last_check_success.load(Ordering::Relaxed)
+    }
+
+    /// Whether the cluster data last read says the cluster is paused.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// How many keepers the cluster data last read has in maintenance.
+    pub fn keepers_in_maintenance(&self) -> u64 {
+        self.keepers_in_maintenance.load(Ordering::Relaxed)
+    }
+
+    /// Whether the cluster data last read records a switchover (scheduled or running).
+    pub fn switchover_pending(&self) -> bool {
+        self.switchover_pending.load(Ordering::Relaxed)
+    }
+
+    fn record_operations(&self, cd: &ClusterData) {
+        let now = Timestamp::now();
+        self.paused.store(crate::ops::pause::is_paused(cd, now), Ordering::Relaxed);
+        let maintenance = crate::ops::keepers_in_maintenance(cd).len() as u64;
+        self.keepers_in_maintenance.store(maintenance, Ordering::Relaxed);
+        self.switchover_pending.store(cd.operations.switchover.is_some(), Ordering::Relaxed);
     }
 }
 
@@ -126,6 +156,8 @@ struct LoopState {
     failsafe_refusal: Option<String>,
     /// The next pass reads the store instead of the view (after a lost compare-and-swap).
     read_store: bool,
+    /// How often `awaited_infos` is polled.
+    info_poll: Duration,
 }
 
 impl Sentinel {
@@ -156,6 +188,7 @@ impl Sentinel {
             logged_rejections: BTreeMap::new(),
             failsafe_refusal: None,
             read_store: false,
+            info_poll: INFO_POLL,
         };
         let view = SentinelView::spawn(&self.store);
         let mut cd_changes = view.cluster_data_changes();
@@ -177,7 +210,7 @@ impl Sentinel {
                             break;
                         }
                     }
-                    _ = tokio::time::sleep(INFO_POLL), if state.awaited_infos.is_some() && !view.keepers_live() => {
+                    _ = tokio::time::sleep(state.info_poll), if state.awaited_infos.is_some() && !view.keepers_live() => {
                         if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
                             break;
                         }
@@ -237,10 +270,19 @@ impl Sentinel {
             .filter(|t| *t > now)
             .min()
             .map(|t| Instant::from_std(self.clock.instant_of(t)));
-        let awaiting = cd
-            .master_db()
-            .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid);
+        if let Some(deadline) = crate::ops::next_deadline(cd) {
+            // An operation's time (scheduled switchover, end of a pause, timeout), 1 ms after it.
+            let wait = (deadline.as_datetime() - Timestamp::now().as_datetime()).to_std().unwrap_or_default();
+            let at = Instant::now() + wait + Duration::from_millis(1);
+            state.next_expiry = Some(state.next_expiry.map_or(at, |t| t.min(at)));
+        }
+        let switching = crate::ops::switchover_running(cd);
+        let awaiting = switching
+            || cd
+                .master_db()
+                .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid);
         state.awaited_infos = awaiting.then(|| info_signature(keepers));
+        state.info_poll = if switching { OPS_INFO_POLL } else { INFO_POLL };
     }
 
     async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>, view: &SentinelView) {
@@ -264,6 +306,7 @@ impl Sentinel {
             self.create_initial().await;
             return;
         };
+        self.stats.record_operations(&read.data);
         if let Err(e) = check_readable(&read.data) {
             match e {
                 DecideError::UnsupportedFormatVersion(v) => {

@@ -28,6 +28,13 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
     let existing: Vec<String> = newcd.dbs.keys().cloned().collect();
     let pos: std::collections::BTreeMap<String, u64> =
         newcd.dbs.values().map(|db| (db.uid.clone(), db.status.x_log_pos)).collect();
+    // Keepers in maintenance leave the set (through the union step, like any replaced member).
+    let maintenance: Vec<String> = newcd
+        .dbs
+        .values()
+        .filter(|db| crate::ops::candidate::in_maintenance(keeper_of(newcd, db)))
+        .map(|db| db.uid.clone())
+        .collect();
     let exists = |uid: &String| existing.contains(uid);
 
     let Some(master) = newcd.dbs.get_mut(master_uid) else { return };
@@ -54,7 +61,8 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
         return;
     }
     let prev = spec_list.clone();
-    let mut set: Vec<String> = prev.iter().filter(|u| exists(u) && good.contains(u)).cloned().collect();
+    let mut set: Vec<String> =
+        prev.iter().filter(|u| exists(u) && good.contains(u) && !maintenance.contains(u)).cloned().collect();
     if set.len() > max {
         // Keep the most advanced members.
         let at = |uid: &String| pos.get(uid).copied().unwrap_or(0);
@@ -73,7 +81,7 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
         if set.len() >= min {
             break;
         }
-        if exists(uid) && !set.contains(uid) {
+        if exists(uid) && !set.contains(uid) && !maintenance.contains(uid) {
             set.push(uid.clone());
         }
     }

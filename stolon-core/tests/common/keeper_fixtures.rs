@@ -89,5 +89,6 @@ pub fn observed(role: DbRole, running: bool) -> Observed {
         running,
         system_id: Some("42".into()),
         in_sync_standbys: None,
+        clean_shutdown: false,
     }
 }

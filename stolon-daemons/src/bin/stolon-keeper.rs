@@ -85,6 +85,10 @@ struct Cli {
     /// Whether this keeper may be a synchronous standby.
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     can_be_synchronous_replica: bool,
+    /// Election priority: among eligible standbys, a higher priority is elected or switched over to first
+    /// (default 0; may be negative).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i64,
     /// Do not take the exclusive lock on <data-dir>/lock.
     #[arg(long)]
     disable_data_dir_locking: bool,
@@ -199,6 +203,7 @@ fn prepare(cli: &Cli) -> anyhow::Result<Prepared> {
         can_be_synchronous_replica: cli.can_be_synchronous_replica,
         api_url: String::new(),
         failsafe_client: None,
+        priority: cli.priority,
     };
     Ok(Prepared { cfg, keeper_state, _lock: lock })
 }

@@ -53,7 +53,7 @@ struct SentinelCollector(Arc<SentinelStats>);
 impl Collector for SentinelCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
-        let gauges: [(&str, &str, i64); 3] = [
+        let gauges: [(&str, &str, i64); 6] = [
             ("stolon_sentinel_is_leader", "Set to 1 if the sentinel is the leader", i64::from(s.is_leader())),
             (
                 "stolon_sentinel_leader_count",
@@ -64,6 +64,21 @@ impl Collector for SentinelCollector {
                 "stolon_sentinel_last_cluster_check_success_seconds",
                 "Unix time of the last completed cluster check",
                 s.last_check_success_seconds(),
+            ),
+            (
+                "stolon_sentinel_cluster_paused",
+                "Set to 1 while the cluster is paused (stolonctl pause): no failover or reconfiguration",
+                i64::from(s.paused()),
+            ),
+            (
+                "stolon_sentinel_keepers_in_maintenance",
+                "Number of keepers in maintenance (stolonctl maintenance): never elected, never synchronous",
+                i64::try_from(s.keepers_in_maintenance()).unwrap_or(i64::MAX),
+            ),
+            (
+                "stolon_sentinel_switchover_pending",
+                "Set to 1 while a switchover is scheduled or running",
+                i64::from(s.switchover_pending()),
             ),
         ];
         for (name, help, value) in gauges {

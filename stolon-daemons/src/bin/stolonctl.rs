@@ -93,6 +93,24 @@ enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
+    /// Hand the master role to a standby with a sub-second write gap and no lost commit; waits for the
+    /// outcome unless scheduled with --at.
+    Switchover(SwitchoverArgs),
+    /// Pause the cluster: no failover, switchover or reconfiguration until `resume` (or for a while).
+    Pause {
+        /// End the pause on its own after this long (Go duration, e.g. 10m).
+        #[arg(long = "for")]
+        for_duration: Option<String>,
+    },
+    /// End a pause.
+    Resume,
+    /// Put a keeper in maintenance (never elected master, never a synchronous standby) or take it out.
+    Maintenance {
+        /// The keeper UID.
+        keeper_uid: String,
+        /// on or off.
+        state: String,
+    },
     /// Read or write the whole cluster data.
     #[command(subcommand)]
     Clusterdata(ClusterdataCommand),
@@ -138,6 +156,26 @@ enum ClusterdataCommand {
         #[arg(short = 'y', long)]
         yes: bool,
     },
+}
+
+#[derive(Args, Debug)]
+struct SwitchoverArgs {
+    /// The keeper to promote (default: a synchronous standby under synchronous replication, else the
+    /// highest priority, then the least lag).
+    #[arg(long)]
+    to: Option<String>,
+    /// Do it at this time (RFC 3339, e.g. 2026-12-01T03:00:00Z) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Abort when fencing and promotion take longer (Go duration).
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    yes: bool,
+    /// Cancel a scheduled switchover that has not started.
+    #[arg(long)]
+    cancel: bool,
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +334,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("cluster spec role already set to master");
             }
         }
+        Command::Switchover(args) => return switchover(args, connect).await,
+        Command::Pause { for_duration } => {
+            let duration = for_duration.as_deref().map(parse_duration).transpose()?;
+            let pause = ctl::pause(&connect().await?, duration).await?.value;
+            match pause.until {
+                Some(until) => println!("cluster paused until {until}"),
+                None => println!("cluster paused until `stolonctl resume`"),
+            }
+        }
+        Command::Resume => {
+            if ctl::resume(&connect().await?).await?.value {
+                println!("cluster resumed");
+            } else {
+                println!("cluster was not paused");
+            }
+        }
+        Command::Maintenance { keeper_uid, state } => {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => bail!("unrecognised maintenance state {other:?} (expected on or off)"),
+            };
+            ctl::set_maintenance(&connect().await?, &keeper_uid, on).await?;
+            println!("keeper {keeper_uid} maintenance {state}");
+        }
         Command::Clusterdata(ClusterdataCommand::Read { pretty }) => {
             print(&format!("{}\n", ctl::read_cluster_data(&connect().await?, pretty).await?))?;
         }
@@ -334,6 +397,50 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Version => println!("stolonctl version {}", env!("CARGO_PKG_VERSION")),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a Go duration flag value.
+fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let d = stolon_core::duration::GoDuration::parse(s).with_context(|| format!("invalid duration {s:?}"))?;
+    d.to_std().with_context(|| format!("invalid duration {s:?}: negative"))
+}
+
+async fn switchover<F, Fut>(args: SwitchoverArgs, connect: F) -> anyhow::Result<ExitCode>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ClusterStore>>,
+{
+    if args.cancel {
+        if args.to.is_some() || args.at.is_some() {
+            bail!("--cancel takes no --to or --at");
+        }
+        ctl::cancel_switchover(&connect().await?).await?;
+        println!("switchover cancelled");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let at = match args.at.as_deref() {
+        Some(s) => Some(stolon_core::time::Timestamp::parse(s).with_context(|| format!("invalid --at {s:?}"))?),
+        None => None,
+    };
+    let timeout = parse_duration(&args.timeout)?;
+    if timeout.is_zero() {
+        bail!("--timeout must be positive");
+    }
+    let req = ctl::SwitchoverRequest { to_keeper: args.to.unwrap_or_default(), at, timeout };
+    if !confirm(args.yes, "switchover")? {
+        println!("exiting");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = connect().await?;
+    let accepted = ctl::request_switchover(&store, &req).await?.value;
+    if let Some(at) = at {
+        println!("switchover {} scheduled at {at}", accepted.uid);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Fencing and promotion are bounded by the timeout, the old master's rejoin by as much again.
+    let result = ctl::wait_switchover(&store, &accepted.uid, timeout * 2 + Duration::from_secs(10)).await?;
+    println!("switchover completed: {}", result.message);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -115,7 +115,6 @@ impl Executor {
                     tracing::info!(wait = ?wait, "failsafe mode: waiting out the last confirmation given to the old master before promoting");
                     tokio::time::sleep(wait).await;
                 }
-                tracing::debug!("promoting postgres");
                 let promoted = async {
                     self.pg.request_promotion().await?;
                     self.wait_promoted().await

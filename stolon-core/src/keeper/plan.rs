@@ -187,7 +187,7 @@ pub enum Action {
     /// pg_rewind (if planned) or pg_basebackup, then start as a standby; falls back to a base backup when the
     /// rewound instance does not become ready or is on another timeline branch.
     Resync(Box<ResyncPlan>),
-    /// `pg_ctl promote -w`, then rewrite the configuration without recovery.
+    /// `pg_ctl promote -W` and a wait for the end of recovery, then rewrite the configuration without recovery.
     Promote {
         /// The configuration of a primary.
         config: ConfigSet,

@@ -423,16 +423,9 @@ impl PgProcess {
         self.run("pg_ctl", cmd).await.map(|_| ())
     }
 
-    /// `pg_ctl promote -w`.
-    pub async fn promote(&self) -> PgResult<()> {
-        tracing::info!("{}", messages::PROMOTING_DATABASE);
-        let mut cmd = self.command("pg_ctl");
-        cmd.arg("promote").arg("-w").arg("-D").arg(&self.pgdata);
-        self.run("pg_ctl", cmd).await.map(|_| ())
-    }
-
     /// `pg_ctl promote -W`: asks for the promotion and returns at once (the caller waits for its end).
     pub async fn request_promotion(&self) -> PgResult<()> {
+        tracing::info!("{}", messages::PROMOTING_DATABASE);
         let mut cmd = self.command("pg_ctl");
         cmd.arg("promote").arg("-W").arg("-D").arg(&self.pgdata);
         self.run("pg_ctl", cmd).await.map(|_| ())

@@ -525,7 +525,13 @@ fn keeper_local_state_files() {
     let input: Value = serde_json::from_slice(&fixture("dbstate.json")).expect("json");
     assert_eq!(out, input);
 
-    let fresh = DbLocalState { uid: "d1".into(), generation: 1, initializing: true, init_pg_parameters: None };
+    let fresh = DbLocalState {
+        uid: "d1".into(),
+        generation: 1,
+        initializing: true,
+        init_pg_parameters: None,
+        ..DbLocalState::default()
+    };
     assert_eq!(
         serde_json::to_string(&fresh).expect("ok"),
         r#"{"UID":"d1","Generation":1,"Initializing":true,"InitPGParameters":null}"#

@@ -114,6 +114,14 @@ pub struct PostgresState {
     /// checkpoint (the end of everything it wrote, read from `pg_control`); omitted otherwise.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub shutdown_checkpoint: u64,
+    /// stolon-rs addition: a parameter changed in the configuration waits for a restart
+    /// (`pg_settings.pending_restart`); omitted when not (what `stolonctl restart --pending-only` reads).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_restart: bool,
+    /// stolon-rs addition: the UID of the last rolling restart the keeper restarted PostgreSQL for
+    /// (`operations.restart.uid`); omitted when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub restarted_for: String,
 }
 
 /// What every sentinel publishes: `{"UID": "..."}`.

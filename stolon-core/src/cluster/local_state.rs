@@ -30,4 +30,8 @@ pub struct DbLocalState {
     /// Parameters found after initialization (`null` when none). Always emitted.
     #[serde(rename = "InitPGParameters", default)]
     pub init_pg_parameters: Option<PgParameters>,
+    /// stolon-rs addition: the UID of the last rolling restart (`operations.restart`) this keeper restarted
+    /// PostgreSQL for, so it restarts once per request; omitted when empty (stolon 0.17 ignores it).
+    #[serde(rename = "RestartedFor", default, skip_serializing_if = "String::is_empty")]
+    pub restarted_for: String,
 }

@@ -16,6 +16,7 @@ mod keeper;
 mod local_state;
 mod operations;
 mod proxy;
+mod restart_ops;
 mod serde_util;
 mod spec;
 mod spec_defaults;
@@ -31,6 +32,7 @@ pub use keeper::{Keeper, KeeperSpec, KeeperStatus};
 pub use local_state::{DbLocalState, KeeperLocalState};
 pub use operations::{Operations, Pause, Switchover, SwitchoverPhase, SwitchoverResult, outcome};
 pub use proxy::{Proxy, ProxySpec, ProxyStatus};
+pub use restart_ops::{OperationResult, Reinit, ReinitPhase, Restart, RestartStep};
 pub use spec::{
     ArchiveRecoverySettings, ClusterSpec, ExistingConfig, NewConfig, PgParameters, PitrConfig, RecoveryTargetSettings,
     StandbyConfig, StandbySettings,

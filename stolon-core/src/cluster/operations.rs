@@ -25,6 +25,18 @@ pub struct Operations {
     /// How the last switchover ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<SwitchoverResult>,
+    /// The running rolling restart, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<super::Restart>,
+    /// How the last rolling restart ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<super::OperationResult>,
+    /// The running reinit, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit: Option<super::Reinit>,
+    /// How the last reinit ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reinit: Option<super::OperationResult>,
 }
 
 impl Operations {
@@ -143,4 +155,6 @@ pub mod outcome {
     pub const REFUSED: &str = "refused";
     /// Cancelled by `stolonctl switchover --cancel` before it started.
     pub const CANCELLED: &str = "cancelled";
+    /// A reinit whose new standby did not stream within its timeout (the sentinel keeps resyncing it).
+    pub const FAILED: &str = "failed";
 }

@@ -462,7 +462,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         Some(c) => (Some(&c.parameters), Some(&c.hba)),
         None => (applied.parameters.as_ref(), applied.hba.as_ref()),
     };
-    if running && (applied_params != Some(&config.parameters) || applied_hba != Some(&config.hba)) {
+    let restart_for = crate::ops::restart::keeper_token(cd, &db.uid).filter(|t| *t != local.restarted_for);
+    if let Some(token) = restart_for {
+        // A rolling restart's turn (an instance started in this pass counts as restarted).
+        if running && started_with.is_none() {
+            actions.push(Action::Restart { config: config.clone() });
+        }
+        actions.push(Action::SaveDbState(DbLocalState { restarted_for: token.to_string(), ..local.clone() }));
+    } else if running && (applied_params != Some(&config.parameters) || applied_hba != Some(&config.hba)) {
         actions.push(Action::Reload { config: config.clone() });
     }
     // Step 11 and 12. A promotion is reported converged before the slower checks: the sentinel routes the
@@ -490,8 +497,13 @@ fn target_role_is_master(db: &Db) -> bool {
 fn plan_init(input: &PlanInput<'_>, obs: &Observed, db: &Db, mut actions: Vec<Action>) -> Plan {
     let PlanInput { settings: s, cd, .. } = *input;
     let spec = &cd.cluster.spec;
-    let initializing =
-        DbLocalState { uid: db.uid.clone(), generation: 0, initializing: true, init_pg_parameters: None };
+    let initializing = DbLocalState {
+        uid: db.uid.clone(),
+        generation: 0,
+        initializing: true,
+        init_pg_parameters: None,
+        ..DbLocalState::default()
+    };
     // Once the data is complete the init is over: a later failure in the pass must not wipe it (stolon kept
     // the flag until the end of the pass and re-initialised after any error). Init parameters just
     // captured are kept by the executor.
@@ -585,6 +597,7 @@ fn plan_init(input: &PlanInput<'_>, obs: &Observed, db: &Db, mut actions: Vec<Ac
             let master = cd.master_db();
             // With trust auth pg_rewind needs no password (stolon silently disabled it: reference 10 item 19).
             let can_rewind = db.spec.use_pgrewind
+                && !crate::ops::reinit::reclone(cd, &db.uid)
                 && (s.su_auth == AuthMethod::Trust || s.su_password.as_deref().is_some_and(|p| !p.is_empty()))
                 && obs.initialized
                 && master.is_some()

@@ -410,6 +410,7 @@ async fn pg_state_loop(shared: Arc<Shared>) {
             port: s.port,
             repl_user: s.repl_user.clone(),
             repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
+            restarted_for: local.restarted_for.clone(),
         };
         let st = observe(&shared.pg, &shared.conn, &ctx).await;
         let fast = shared.fast_report.load(Ordering::Relaxed);

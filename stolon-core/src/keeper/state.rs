@@ -81,7 +81,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = StateFiles::new(dir.path());
         assert_eq!(f.load_db_state().unwrap(), None);
-        let db = DbLocalState { uid: "d1".into(), generation: 3, initializing: false, init_pg_parameters: None };
+        let db = DbLocalState {
+            uid: "d1".into(),
+            generation: 3,
+            initializing: false,
+            init_pg_parameters: None,
+            ..DbLocalState::default()
+        };
         f.save_db_state(&db).unwrap();
         assert_eq!(f.load_db_state().unwrap(), Some(db));
         let raw = std::fs::read_to_string(dir.path().join(DB_STATE_FILE)).unwrap();

@@ -10,6 +10,8 @@
 pub mod candidate;
 pub mod keeper;
 pub mod pause;
+pub mod reinit;
+pub mod restart;
 pub mod switchover;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,8 @@ pub fn before(cd: &mut ClusterData, infos: &BTreeMap<String, KeeperInfo>, now: T
             return Control::Hold;
         }
     }
+    restart::step(cd, infos, now);
+    reinit::step(cd, infos, now);
     switchover::request_for_priority(cd, now);
     switchover::step(cd, infos, now)
 }
@@ -66,6 +70,8 @@ pub fn next_deadline(cd: &ClusterData) -> Option<Timestamp> {
             }
         }
     }
+    times.extend(restart::deadline(cd));
+    times.extend(reinit::deadline(cd));
     times.into_iter().min()
 }
 

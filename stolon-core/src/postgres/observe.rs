@@ -62,6 +62,8 @@ pub struct ObserveContext {
     pub repl_user: String,
     /// Replication password (`None` with trust).
     pub repl_password: Option<String>,
+    /// The rolling restart this keeper last restarted PostgreSQL for (reported as `restartedFor`).
+    pub restarted_for: String,
 }
 
 /// Collects the PostgresState. `healthy` is true only when the file parameters, in-sync standbys, system
@@ -73,6 +75,7 @@ pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> 
         listen_address: ctx.advertise_address.clone(),
         port: ctx.advertise_port.clone(),
         synchronous_standbys: Some(Vec::new()),
+        restarted_for: ctx.restarted_for.clone(),
         ..Default::default()
     };
     if !pgdata_initialized(pg.pgdata()) {
@@ -104,6 +107,11 @@ async fn collect(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext, st: &mu
     st.timeline_id = id.timeline;
     st.x_log_pos = id.xlog_pos;
     st.timelines_history = timeline_history(pg.pgdata(), id.timeline)?;
+    // Best effort: a failed read reports nothing pending (only `restart --pending-only` reads it).
+    match conn.pending_restart().await {
+        Ok(pending) => st.pending_restart = pending,
+        Err(e) => tracing::debug!(error = %e, "pending restart unknown"),
+    }
     Ok(())
 }
 

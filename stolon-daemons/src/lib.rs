@@ -4,6 +4,7 @@
 pub mod bool_flags;
 pub mod cli_docs;
 pub mod common;
+pub mod ctl_restart;
 pub mod env;
 pub mod keeper_api;
 pub mod keeper_checks;

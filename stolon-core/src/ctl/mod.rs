@@ -16,9 +16,11 @@ pub mod keepers;
 pub mod ops;
 pub mod promote;
 pub mod register;
+pub mod restart;
 pub mod retry;
 pub mod spec;
 pub mod status;
+pub mod status_ops;
 mod table;
 pub mod update;
 
@@ -32,6 +34,7 @@ pub use ops::{
     wait_switchover,
 };
 pub use promote::{PromoteOutcome, promote};
+pub use restart::{OperationKind, request_reinit, request_restart, wait_operation};
 pub use retry::{Decision, MAX_ATTEMPTS, Modified, modify_cluster_data};
 pub use spec::{current_spec, parse_spec, render_spec};
 pub use status::{Status, StatusReport, gather_status, render_json, render_text};

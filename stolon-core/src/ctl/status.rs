@@ -95,6 +95,18 @@ pub struct ClusterSummary {
     /// How the last switchover ended, absent when none was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<LastSwitchover>,
+    /// The running rolling restart, absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<super::status_ops::RestartStatus>,
+    /// How the last rolling restart ended, absent when none was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<super::status_ops::LastOperation>,
+    /// The running reinit, absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit: Option<super::status_ops::ReinitStatus>,
+    /// How the last reinit ended, absent when none was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reinit: Option<super::status_ops::LastOperation>,
 }
 
 /// A pending or running switchover.
@@ -228,6 +240,9 @@ pub fn build_report(
         }),
         ..ClusterSummary::default()
     };
+    let rr = super::status_ops::restart_reinit_status(cd);
+    (cluster.restart, cluster.last_restart, cluster.reinit, cluster.last_reinit) =
+        (rr.restart, rr.last_restart, rr.reinit, rr.last_reinit);
     if let Some(master) = cd.master_db() {
         cluster.master_db_uid = master.uid.clone();
         cluster.master_keeper_uid = master.spec.keeper_uid.clone();
@@ -367,6 +382,12 @@ fn operations_text(s: &Status) -> String {
     if let Some(last) = &c.last_switchover {
         out.push_str(&format!("Last switchover: {} at {}: {}\n", last.outcome, last.time, last.message));
     }
+    out.push_str(&super::status_ops::restart_reinit_text(
+        c.restart.as_ref(),
+        c.last_restart.as_ref(),
+        c.reinit.as_ref(),
+        c.last_reinit.as_ref(),
+    ));
     out
 }
 

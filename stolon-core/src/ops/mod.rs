@@ -14,6 +14,9 @@ pub mod reinit;
 pub mod restart;
 pub mod switchover;
 
+#[cfg(test)]
+mod keeper_plan_tests;
+
 use std::collections::BTreeMap;
 
 pub use switchover::Control;

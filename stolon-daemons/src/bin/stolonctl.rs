@@ -12,7 +12,7 @@ use stolon_core::ctl::{self, PromoteOutcome, SpecUpdate};
 use stolon_core::stolon_store::{KubeConfig, TlsConfig};
 use stolon_core::store::ClusterStore;
 use stolon_daemons::common::{CommonArgs, parse_go_duration};
-use stolon_daemons::{bool_flags, cli_docs, env, logging, shutdown_signal, status_watch};
+use stolon_daemons::{bool_flags, cli_docs, ctl_restart, env, logging, shutdown_signal, status_watch};
 
 /// Operate a stolon-rs cluster. Every flag, subcommand flags included, can also be set as
 /// STOLONCTL_<FLAG_NAME> (e.g. STOLONCTL_CLUSTER_NAME, STOLONCTL_YES).
@@ -96,6 +96,8 @@ enum Command {
     /// Hand the master role to a standby with a sub-second write gap and no lost commit; waits for the
     /// outcome unless scheduled with --at.
     Switchover(SwitchoverArgs),
+    #[command(flatten)]
+    Restarts(ctl_restart::Commands),
     /// Pause the cluster: no failover, switchover or reconfiguration until `resume` (or for a while).
     Pause {
         /// End the pause on its own after this long (Go duration, e.g. 10m).
@@ -335,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Switchover(args) => return switchover(args, connect).await,
+        Command::Restarts(c) => ctl_restart::run(c, confirm, connect).await?,
         Command::Pause { for_duration } => {
             let duration = for_duration.as_deref().map(parse_duration).transpose()?;
             let pause = ctl::pause(&connect().await?, duration).await?.value;

@@ -213,12 +213,15 @@ impl LocalConn {
         })
     }
 
-    /// Whether a changed parameter waits for a restart (`pg_settings.pending_restart`).
+    /// Whether a changed parameter waits for a restart (`pg_settings.pending_restart`). Recovery parameters
+    /// are left out: the keeper restarts a standby itself when they change, and a promotion removes them from
+    /// the configuration, which PostgreSQL flags as pending for `recovery_target_timeline` although nothing
+    /// changes for a primary.
     pub async fn pending_restart(&self) -> PgResult<bool> {
         let c = self.connect().await?;
-        let row = self
-            .bounded("pending restart", c.query_one("select bool_or(pending_restart) from pg_settings", &[]))
-            .await?;
+        let sql = "select bool_or(pending_restart) from pg_settings where name not like 'recovery\\_target%' \
+                   and name not in ('primary_conninfo', 'primary_slot_name', 'restore_command')";
+        let row = self.bounded("pending restart", c.query_one(sql, &[])).await?;
         Ok(row.try_get::<_, Option<bool>>(0).ok().flatten().unwrap_or(false))
     }
 

@@ -79,7 +79,7 @@ pub fn cd_with(d1: Db) -> ClusterData {
 }
 
 pub fn local(uid: &str, generation: i64) -> DbLocalState {
-    DbLocalState { uid: uid.into(), generation, initializing: false, init_pg_parameters: None, ..DbLocalState::default() }
+    DbLocalState { uid: uid.into(), generation, ..DbLocalState::default() }
 }
 
 pub fn observed(role: DbRole, running: bool) -> Observed {

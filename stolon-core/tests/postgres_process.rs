@@ -36,6 +36,10 @@ async fn initdb(dir: &Path) -> anyhow::Result<PgProcess> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_cancelled_before_the_pid_file_is_stopped_not_orphaned() -> anyhow::Result<()> {
+    // As under nohup or in a non-interactive shell's background job: SIGINT ignored, a disposition the
+    // postmaster inherits until it installs its own handler, so a fast-shutdown request sent before that is lost.
+    // SAFETY: setting a signal disposition to SIG_IGN; this binary has no other test and no SIGINT handler.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
     let dir = tempfile::tempdir()?;
     let pg = initdb(dir.path()).await?;
     // A zero timeout polls the start once: the postmaster is spawned, then the start is dropped at its first

@@ -395,11 +395,23 @@ impl PgProcess {
     async fn stop_child(&self, pid: u32, mode: StopMode) -> PgResult<()> {
         let mut guard = self.postmaster.lock().await;
         let Some(pm) = guard.as_mut().filter(|p| p.pid == pid) else { return Ok(()) };
-        // SAFETY: kill(2) on our own child's pid, which the exit watch has not reported reaped.
-        unsafe { libc::kill(pid as libc::pid_t, mode.signal()) };
         let mut rx = pm.exited.clone();
-        if tokio::time::timeout(CHILD_STOP_TIMEOUT, rx.wait_for(|s| s.is_some())).await.is_err() {
-            return Err(PgError::Timeout(format!("postgres {pid} did not stop in {CHILD_STOP_TIMEOUT:?}")));
+        let deadline = tokio::time::Instant::now() + CHILD_STOP_TIMEOUT;
+        loop {
+            // The postmaster installs its signal handlers before it writes postmaster.pid. Until then a signal
+            // can be lost: ignored when the keeper itself was started with SIGINT ignored (a background job of
+            // a non-interactive shell, nohup), so it is repeated until the pid file shows the handlers in place.
+            let handlers_installed = pidfile_names(&self.pgdata, pid);
+            // SAFETY: kill(2) on our own child's pid, which the exit watch has not reported reaped.
+            unsafe { libc::kill(pid as libc::pid_t, mode.signal()) };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = if handlers_installed { left } else { left.min(POLL_INTERVAL) };
+            if tokio::time::timeout(wait, rx.wait_for(|s| s.is_some())).await.is_ok() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PgError::Timeout(format!("postgres {pid} did not stop in {CHILD_STOP_TIMEOUT:?}")));
+            }
         }
         *guard = None;
         tracing::info!(pgdata = %self.pgdata.display(), mode = mode.as_str(), "postgres stopped");

@@ -240,12 +240,11 @@ fn register_metrics(registry: &mut Registry, m: Arc<KeeperMetrics>) {
             shutdown.set(m.shutdown_seconds.load(Ordering::Relaxed));
             let (t, l) = m.roles();
             for (family, role) in [(&target, t), (&local, l)] {
-                for name in ["undefined", "master", "standby"] {
+                for name in [DbRole::Undefined, DbRole::Master, DbRole::Standby].map(|r| r.as_str().to_string()) {
                     let on = role.as_ref().is_some_and(|r| r.as_str() == name) as i64;
-                    family.get_or_create(&vec![("role".to_string(), name.to_string())]).set(on);
+                    family.get_or_create(&vec![("role".to_string(), name)]).set(on);
                 }
             }
-            let _ = DbRole::Undefined;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });

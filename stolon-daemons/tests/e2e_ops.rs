@@ -2,15 +2,21 @@
 //! and named candidate, refusals, abort on timeout, scheduled and cancelled, concurrent requests), pause
 //! and resume, `pause --for`, keeper maintenance and priorities. Every switchover runs under the
 //! acknowledged-writes checker.
+//!
+//! To fit CI's budget, checks that do not interfere share one cluster: the switchover requests
+//! (`ops/requests.rs`), the pause (`ops/pause.rs`), the keepers' maintenance and priority
+//! (`ops/keepers.rs`); each check keeps its own assertions and runs under one checker per cluster.
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
+#[path = "ops/mod.rs"]
+mod ops;
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use harness::writes::WriteChecker;
-use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, never, wait_for};
+use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper};
 use stolon_core::cluster::{ClusterData, outcome};
 
 /// The spec of variant `v` for these scenarios: the harness's short intervals and the default
@@ -27,17 +33,13 @@ const NOT_DECIDED: Duration = Duration::from_secs(16);
 
 fn main() {
     let all = vec![
-        // CI runs the synchronous switchover on etcd v3; the full suite runs every scenario here on every
-        // store backend.
+        // CI runs these on etcd v3 except TestSwitchoverToKeeper (covered by TestSwitchoverRequests' named
+        // switchover); the full suite runs every scenario here on every store backend.
         Scenario::full("TestSwitchoverSyncRepl", |env| test_switchover(env, Variant::SyncRepl, false)),
+        Scenario::full("TestSwitchoverRequests", ops::requests::test_switchover_requests),
+        Scenario::full("TestPauseMasterDiesAndPauseFor", ops::pause::test_pause),
+        Scenario::full("TestKeeperMaintenanceAndPriority", ops::keepers::test_maintenance_and_priority),
         Scenario::extended("TestSwitchoverToKeeper", |env| test_switchover(env, Variant::Async, true)),
-        Scenario::extended("TestSwitchoverRefusals", test_switchover_refusals),
-        Scenario::extended("TestSwitchoverAbortOnTimeout", test_switchover_abort),
-        Scenario::extended("TestSwitchoverScheduledAndCancelled", test_switchover_scheduled),
-        Scenario::extended("TestPauseMasterDies", test_pause_master_dies),
-        Scenario::extended("TestPauseForExpires", test_pause_for),
-        Scenario::extended("TestKeeperMaintenance", test_maintenance),
-        Scenario::extended("TestPriority", test_priority),
     ];
     harness::runner::run(all);
 }
@@ -197,239 +199,4 @@ async fn confirmed_sync_standby(c: &TestCluster) -> R<String> {
 fn last_sync_change_before_fencing(since: &str) -> Option<&str> {
     let fence = since.find("switchover: fencing the master").unwrap_or(since.len());
     since[..fence].lines().rfind(|l| l.contains("synchronousStandbys changed"))
-}
-
-/// Every refusal leaves the cluster unchanged: unknown keeper, the master itself, a keeper that may not
-/// be master, a keeper in maintenance, a paused cluster, an unhealthy candidate; and of two concurrent
-/// requests exactly one is accepted, the other refused as "another switchover is pending".
-async fn test_switchover_refusals(env: Env) -> R<()> {
-    let (mut c, master) = cluster(&env, &spec(Variant::Async), 2).await?;
-    let standby = c.others(&master).first().cloned().context("no standby")?;
-    let never_master = c.add_keeper_with(&["--can-be-master=false"]).await?;
-    c.wait_standby(&never_master, WAIT).await?;
-
-    expect_refused(&c, &["--to", "nosuchkeeper"], "keeper nosuchkeeper does not exist").await?;
-    expect_refused(&c, &["--to", &master], "already hosts the master").await?;
-    expect_refused(&c, &["--to", &never_master], "is not allowed to be master").await?;
-    c.stolonctl_ok(&["maintenance", &standby, "on"]).await?;
-    expect_refused(&c, &["--to", &standby], "is in maintenance").await?;
-    c.stolonctl_ok(&["maintenance", &standby, "off"]).await?;
-    c.stolonctl_ok(&["pause"]).await?;
-    expect_refused(&c, &[], "the cluster is paused").await?;
-    c.stolonctl_ok(&["resume"]).await?;
-
-    // Two requests at once while the sentinel cannot act: one is recorded, the other sees it pending.
-    settled(&c).await?;
-    c.sentinels[0].freeze();
-    let request = ["switchover", "-y", "--to", standby.as_str(), "--timeout", "20s"];
-    let a = c.stolonctl(&request);
-    let b = c.stolonctl(&request);
-    let thaw = async {
-        c.wait_cd("one switchover recorded", WAIT, |cd| cd.operations.switchover.is_some()).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        c.sentinels[0].thaw();
-        R::Ok(())
-    };
-    let (a, b, thawed) = tokio::join!(a, b, thaw);
-    c.sentinels[0].thaw();
-    thawed?;
-    let outs = [a?, b?];
-    let ok = outs.iter().filter(|o| o.status.success()).count();
-    let pending = outs
-        .iter()
-        .filter(|o| !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("another switchover is pending"))
-        .count();
-    if (ok, pending) != (1, 1) {
-        let text: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
-        bail!("two concurrent requests: {ok} succeeded and {pending} refused as pending: {text:?}");
-    }
-    c.wait_master_is(&standby, WAIT).await?;
-
-    // The old master is now a standby; stopped, it is unhealthy and refused.
-    c.wait_standby(&master, WAIT).await?;
-    c.keeper(&master)?.stop().await?;
-    c.wait_cd("the stopped keeper unhealthy", WAIT, |cd| cd.keepers.get(&master).is_some_and(|k| !k.status.healthy))
-        .await?;
-    expect_refused(&c, &["--to", &master], "is not healthy").await
-}
-
-/// The candidate's keeper is frozen: the old master is fenced but the candidate never reports its last
-/// WAL, so the switchover is aborted at its timeout and the old master takes writes again; nothing lost.
-async fn test_switchover_abort(env: Env) -> R<()> {
-    let spec = harness::merged(spec(Variant::Async), &serde_json::json!({ "failInterval": "10s" }));
-    let (c, master) = cluster(&env, &spec, 2).await?;
-    let standby = c.others(&master).first().cloned().context("no standby")?;
-    let writes = checker(&c).await?;
-    settled(&c).await?;
-    c.keeper_ref(&standby)?.freeze()?;
-    let out = c.stolonctl(&["switchover", "-y", "--timeout", "3s"]).await?;
-    c.keeper_ref(&standby)?.thaw();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || !stderr.contains("switchover aborted") {
-        bail!("expected an aborted switchover, got {}: {stderr}", out.status);
-    }
-    let cd = c.cd().await?;
-    if master_keeper(&cd).as_deref() != Some(master.as_str()) {
-        bail!("the master moved: {}", harness::summary(&cd));
-    }
-    c.wait_in_recovery(&master, false, WAIT).await?;
-    c.wait_proxy_routes_to(0, &master, WAIT).await?;
-    writes.wait_acked(ACKED_BEFORE * 2, WAIT).await?;
-    let report = writes.finish().await?;
-    report.verify(&c.connect(&master).await?, ACKED_BEFORE * 2).await
-}
-
-/// A scheduled switchover shows in status and can be cancelled (nothing happens at its time); another
-/// one happens at its time, under the checker.
-async fn test_switchover_scheduled(env: Env) -> R<()> {
-    let (c, master) = cluster(&env, &spec(Variant::Async), 2).await?;
-    let at = |secs: i64| (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339();
-    let first = at(4);
-    let out = c.stolonctl_ok(&["switchover", "-y", "--at", &first]).await?;
-    if !out.contains("scheduled at") {
-        bail!("unexpected output: {out}");
-    }
-    let status = c.stolonctl_ok(&["status"]).await?;
-    if !status.contains("Switchover: scheduled at") {
-        bail!("status does not show the scheduled switchover:\n{status}");
-    }
-    c.stolonctl_ok(&["switchover", "--cancel"]).await?;
-    never("a cancelled switchover happening", Duration::from_secs(6), || async {
-        Ok(master_keeper(&c.cd().await?).as_deref() != Some(master.as_str()))
-    })
-    .await?;
-    let cd = c.cd().await?;
-    if cd.operations.last_switchover.map(|r| r.outcome).as_deref() != Some(outcome::CANCELLED) {
-        bail!("the cancellation is not recorded");
-    }
-
-    let writes = checker(&c).await?;
-    settled(&c).await?;
-    let second = at(3);
-    c.stolonctl_ok(&["switchover", "-y", "--at", &second]).await?;
-    let standby = c.others(&master).first().cloned().context("no standby")?;
-    c.wait_master_is(&standby, WAIT).await?;
-    let switched_at = chrono::Utc::now();
-    if switched_at < chrono::DateTime::parse_from_rfc3339(&second)? {
-        bail!("the switchover happened before its time {second}");
-    }
-    c.wait_proxy_routes_to(0, &standby, WAIT).await?;
-    writes.wait_acked(ACKED_BEFORE * 2, WAIT).await?;
-    writes.finish().await?.verify(&c.connect(&standby).await?, ACKED_BEFORE * 2).await
-}
-
-/// Paused, the master's keeper and PostgreSQL die: no failover while paused; `resume`, then one.
-async fn test_pause_master_dies(env: Env) -> R<()> {
-    let (mut c, master) = cluster(&env, &spec(Variant::Async), 2).await?;
-    let standby = c.others(&master).first().cloned().context("no standby")?;
-    c.stolonctl_ok(&["pause"]).await?;
-    let status = c.stolonctl_ok(&["status"]).await?;
-    if !status.contains("PAUSED") {
-        bail!("status does not show the pause:\n{status}");
-    }
-    c.keeper(&master)?.kill_all().await?;
-    c.wait_cd("the dead master keeper unhealthy", WAIT, |cd| {
-        cd.keepers.get(&master).is_some_and(|k| !k.status.healthy)
-    })
-    .await?;
-    never("a failover while paused", NOT_DECIDED, || async {
-        Ok(master_keeper(&c.cd().await?).as_deref() != Some(master.as_str()))
-    })
-    .await?;
-    if !c.keeper_ref(&standby)?.in_recovery().await? {
-        bail!("the standby was promoted while paused");
-    }
-    c.stolonctl_ok(&["resume"]).await?;
-    c.wait_master_is(&standby, WAIT).await?;
-    c.wait_in_recovery(&standby, false, WAIT).await?;
-    c.wait_proxy_routes_to(0, &standby, WAIT).await
-}
-
-/// `pause --for` ends on its own: the master dies during the pause and the failover comes only after it.
-async fn test_pause_for(env: Env) -> R<()> {
-    let (mut c, master) = cluster(&env, &spec(Variant::Async), 2).await?;
-    let standby = c.others(&master).first().cloned().context("no standby")?;
-    c.stolonctl_ok(&["pause", "--for", "8s"]).await?;
-    let cd = c.cd().await?;
-    let until = cd.operations.pause.and_then(|p| p.until).context("no pause end recorded")?;
-    c.keeper(&master)?.kill_all().await?;
-    c.wait_master_is(&standby, Duration::from_secs(60)).await?;
-    if chrono::Utc::now() < until.as_datetime() {
-        bail!("failed over before the pause ended at {until}");
-    }
-    let cd = c.cd().await?;
-    if cd.operations.pause.is_some() {
-        bail!("the expired pause is still recorded");
-    }
-    c.wait_proxy_routes_to(0, &standby, WAIT).await
-}
-
-/// Synchronous replication, three keepers: the synchronous standby put in maintenance is replaced as
-/// synchronous standby and never comes back while in maintenance; when the master dies, the other standby
-/// is elected, never the keeper in maintenance.
-async fn test_maintenance(env: Env) -> R<()> {
-    let (mut c, master) = cluster(&env, &spec(Variant::SyncRepl), 3).await?;
-    let cd = c.cd().await?;
-    let sync_db = cd.master_db().and_then(|m| m.status.synchronous_standbys().first().cloned()).context("sync")?;
-    let sync_keeper = cd.dbs.get(&sync_db).context("sync db")?.spec.keeper_uid.clone();
-    let other = c.others(&master).into_iter().find(|k| *k != sync_keeper).context("third keeper")?;
-    c.stolonctl_ok(&["maintenance", &sync_keeper, "on"]).await?;
-    let status = c.stolonctl_ok(&["status"]).await?;
-    if !status.contains(&format!("Keepers in maintenance: {sync_keeper}")) {
-        bail!("status does not show the maintenance:\n{status}");
-    }
-    c.wait_sync_standbys(&[&other], WAIT).await?;
-    let writes = checker(&c).await?;
-    never("the keeper in maintenance synchronous again", Duration::from_secs(5), || async {
-        let cd = c.cd().await?;
-        let m = cd.master_db().context("no master")?;
-        Ok(m.spec.synchronous_standbys().contains(&sync_db))
-    })
-    .await?;
-    c.keeper(&master)?.kill_all().await?;
-    c.wait_master_is(&other, WAIT).await?;
-    never("the keeper in maintenance elected", Duration::from_secs(5), || async {
-        Ok(master_keeper(&c.cd().await?).as_deref() == Some(sync_keeper.as_str()))
-    })
-    .await?;
-    c.wait_in_recovery(&other, false, WAIT).await?;
-    c.wait_proxy_routes_to(0, &other, WAIT).await?;
-    let report = writes.finish().await?;
-    report.verify(&c.connect(&other).await?, ACKED_BEFORE).await?;
-    c.stolonctl_ok(&["maintenance", &sync_keeper, "off"]).await?;
-    c.wait_cd("maintenance off", WAIT, |cd| cd.keepers.get(&sync_keeper).is_some_and(|k| !k.spec.maintenance)).await?;
-    Ok(())
-}
-
-/// A standby keeper with `--priority 5` never replaces the healthy master by default; once the spec sets
-/// `switchoverToHigherPriority`, a switchover makes it the master, without losing a write.
-async fn test_priority(env: Env) -> R<()> {
-    let (mut c, master) = cluster(&env, &spec(Variant::Async), 2).await?;
-    let preferred = c.add_keeper_with(&["--priority", "5"]).await?;
-    c.wait_standby(&preferred, WAIT).await?;
-    c.wait_cd("the priority in the cluster data", WAIT, |cd| {
-        cd.keepers.get(&preferred).is_some_and(|k| k.spec.priority == 5)
-    })
-    .await?;
-    never("the healthy master replaced for priority alone", Duration::from_secs(6), || async {
-        Ok(master_keeper(&c.cd().await?).as_deref() != Some(master.as_str()))
-    })
-    .await?;
-    let writes = checker(&c).await?;
-    settled(&c).await?;
-    c.stolonctl_ok(&["update", "--patch", r#"{"switchoverToHigherPriority": true}"#]).await?;
-    c.wait_master_is(&preferred, WAIT).await?;
-    c.wait_in_recovery(&preferred, false, WAIT).await?;
-    c.wait_proxy_routes_to(0, &preferred, WAIT).await?;
-    let cd = wait_for("the priority switchover recorded", WAIT, || async {
-        let cd = c.cd().await?;
-        Ok(cd.operations.last_switchover.is_some().then_some(cd))
-    })
-    .await?;
-    let last = cd.operations.last_switchover.context("outcome")?;
-    if last.outcome != outcome::COMPLETED {
-        bail!("priority switchover: {last:?}");
-    }
-    writes.wait_acked(ACKED_BEFORE * 2, WAIT).await?;
-    writes.finish().await?.verify(&c.connect(&preferred).await?, ACKED_BEFORE * 2).await
 }

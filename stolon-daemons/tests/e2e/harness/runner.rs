@@ -105,6 +105,7 @@ fn run_one(s: &Scenario, backend: Backend, handle: &tokio::runtime::Handle) -> R
         tempfile::Builder::new().prefix("stolon-e2e-logs-").tempdir().map_err(|e| Failed::from(e.to_string()))?;
     let env = Env::new(backend, logs.path());
     let run = s.run(env.clone());
+    let started = std::time::Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handle.block_on(async move {
             match tokio::time::timeout(SCENARIO_LIMIT, run).await {
@@ -113,6 +114,8 @@ fn run_one(s: &Scenario, backend: Backend, handle: &tokio::runtime::Handle) -> R
             }
         })
     }));
+    // Each scenario's wall time, to measure what a scenario costs CI (docs/e2e.md).
+    eprintln!("e2e: {}::{} ran {:.1} s", backend.flag(), s.name, started.elapsed().as_secs_f64());
     let error = match result {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => format!("{e:#}"),

@@ -13,6 +13,7 @@
 
 pub mod balance;
 pub mod forward;
+pub mod kernel;
 pub mod listener;
 pub mod messages;
 pub mod read_only;

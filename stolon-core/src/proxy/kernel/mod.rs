@@ -1,0 +1,11 @@
+//! Kernel forwarding (`--forwarding kernel`): established connections are forwarded by an eBPF
+//! stream-verdict program on a SOCKHASH map instead of being copied through the proxy.
+//!
+//! - [`bpf`]: the program (its instructions, spelled out), the map, loading and attaching with bpf(2);
+//! - [`splice`]: one connection's life in the map: entering it, its two directions closing, fencing.
+
+pub mod bpf;
+pub mod splice;
+
+pub use bpf::{KernelError, SockHash};
+pub use splice::{Ended, splice};

@@ -1,7 +1,8 @@
 //! The real `stolon-proxy` binary against a real etcd and real PostgreSQL instances, with cluster data
 //! written by the test (no sentinel): routing to the master only, fencing on a master change, refusing
 //! with no master or when not enabled, fencing and closing the listener when the store is gone, and no
-//! descriptor or memory growth after a load of 1000 concurrent connections.
+//! descriptor or memory growth after a load of 1000 concurrent connections. Every test runs in both
+//! forwarding modes (`--forwarding userspace` and `--forwarding kernel`, which must load here).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -31,20 +32,28 @@ struct ProxyProcess {
 }
 
 impl ProxyProcess {
-    fn start(etcd: &EtcdServer, cluster: &str) -> ProxyProcess {
+    fn start(etcd: &EtcdServer, cluster: &str, forwarding: &str) -> ProxyProcess {
         let (port, metrics_port) = (free_port(), free_port());
-        let log_path = std::env::temp_dir().join(format!("stolon-proxy-test-{cluster}-{}.log", std::process::id()));
+        let log_path =
+            std::env::temp_dir().join(format!("stolon-proxy-test-{cluster}-{forwarding}-{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("proxy log file");
         let child = Command::new(env!("CARGO_BIN_EXE_stolon-proxy"))
             .args(["--cluster-name", cluster, "--store-backend", "etcdv3", "--store-endpoints", &etcd.endpoint()])
             .args(["--store-timeout", "1s", "--listen-address", "127.0.0.1", "--port", &port.to_string()])
             .args(["--metrics-listen-address", &format!("127.0.0.1:{metrics_port}"), "--log-level", "debug"])
+            .args(["--forwarding", forwarding])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("stolon-proxy starts");
         ProxyProcess { child, port, metrics_port, log_path }
+    }
+
+    /// Checks that the proxy forwards in `forwarding` mode (kernel mode never falls back silently).
+    async fn assert_forwarding(&self, forwarding: &str) {
+        let kernel = eventually("the forwarding metric", || self.metric("stolon_proxy_kernel_forwarding")).await;
+        assert_eq!(kernel, if forwarding == "kernel" { 1.0 } else { 0.0 }, "--forwarding {forwarding}");
     }
 
     fn addr(&self) -> SocketAddr {
@@ -154,12 +163,22 @@ async fn refused_or_closed(addr: SocketAddr) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch() {
+async fn proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch_userspace() {
+    proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch("userspace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch_kernel() {
+    proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch("kernel").await;
+}
+
+async fn proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch(forwarding: &str) {
     let etcd = EtcdServer::start().expect("etcd");
     let (pg1, pg2) = (PostgresServer::start().expect("postgres 1"), PostgresServer::start().expect("postgres 2"));
     let cluster = "proxy-switch";
     let store = cluster_store(&etcd, cluster).await;
-    let proxy = ProxyProcess::start(&etcd, cluster);
+    let proxy = ProxyProcess::start(&etcd, cluster, forwarding);
+    proxy.assert_forwarding(forwarding).await;
     let dbs = [("db1", pg1.port()), ("db2", pg2.port())];
 
     // Master known but this proxy not enabled yet: it announces itself and forwards nothing.
@@ -202,12 +221,22 @@ async fn proxy_forwards_only_to_the_enabled_master_and_fences_on_a_switch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_drops_connections_and_stops_listening_without_the_store_then_resumes() {
+async fn proxy_drops_connections_and_stops_listening_without_the_store_then_resumes_userspace() {
+    proxy_drops_connections_and_stops_listening_without_the_store_then_resumes("userspace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_drops_connections_and_stops_listening_without_the_store_then_resumes_kernel() {
+    proxy_drops_connections_and_stops_listening_without_the_store_then_resumes("kernel").await;
+}
+
+async fn proxy_drops_connections_and_stops_listening_without_the_store_then_resumes(forwarding: &str) {
     let etcd = EtcdServer::start().expect("etcd");
     let pg = PostgresServer::start().expect("postgres");
     let cluster = "proxy-outage";
     let store = cluster_store(&etcd, cluster).await;
-    let proxy = ProxyProcess::start(&etcd, cluster);
+    let proxy = ProxyProcess::start(&etcd, cluster, forwarding);
+    proxy.assert_forwarding(forwarding).await;
     let dbs = [("db1", pg.port())];
     store.put_cluster_data(&cluster_data(&dbs, "db1", &[], 1)).await.expect("write cd");
     let uid = proxy_uid_at(&store, 1).await;
@@ -284,7 +313,16 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth() {
+async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth_userspace() {
+    a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth("userspace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth_kernel() {
+    a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth("kernel").await;
+}
+
+async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth(forwarding: &str) {
     const CONNECTIONS: usize = 1000;
     raise_fd_limit(4 * CONNECTIONS as u64 + 256);
     let etcd = EtcdServer::start().expect("etcd");
@@ -301,7 +339,8 @@ async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth(
     });
     let cluster = "proxy-load";
     let store = cluster_store(&etcd, cluster).await;
-    let proxy = ProxyProcess::start(&etcd, cluster);
+    let proxy = ProxyProcess::start(&etcd, cluster, forwarding);
+    proxy.assert_forwarding(forwarding).await;
     store.put_cluster_data(&cluster_data(&[("db1", echo_port)], "db1", &[], 1)).await.expect("write cd");
     let uid = proxy_uid_at(&store, 1).await;
     store.put_cluster_data(&cluster_data(&[("db1", echo_port)], "db1", &[&uid], 2)).await.expect("write cd");

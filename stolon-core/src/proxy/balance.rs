@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 
 use super::forward::{Epoch, ForwardStats, Keepalive, tune_client};
+use super::kernel::Forwarding;
 use super::read_only::Target;
 
 /// One target, its epoch and its number of open connections.
@@ -25,6 +26,7 @@ struct Inner {
     /// Where the search for the least loaded target starts next (rotates ties).
     next: AtomicUsize,
     keepalive: Keepalive,
+    forwarding: Forwarding,
     stats: Arc<ForwardStats>,
 }
 
@@ -35,14 +37,15 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// An engine with no target, tuning accepted sockets with `keepalive`.
-    pub fn new(keepalive: Keepalive, stats: Arc<ForwardStats>) -> Balancer {
+    /// An engine with no target, tuning accepted sockets with `keepalive`, forwarding with `forwarding`.
+    pub fn new(keepalive: Keepalive, stats: Arc<ForwardStats>, forwarding: Forwarding) -> Balancer {
         Balancer {
             inner: Arc::new(Inner {
                 members: Mutex::new(Vec::new()),
                 change: tokio::sync::Mutex::new(()),
                 next: AtomicUsize::new(0),
                 keepalive,
+                forwarding,
                 stats,
             }),
         }
@@ -109,7 +112,7 @@ impl Balancer {
         let member = &members[chosen];
         member.open.fetch_add(1, Ordering::Relaxed);
         let open = member.open.clone();
-        member.epoch.spawn(client, member.target.address, stats.clone(), move || {
+        member.epoch.spawn(client, member.target.address, &self.inner.forwarding, stats.clone(), move || {
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -191,141 +194,155 @@ mod tests {
 
     #[tokio::test]
     async fn no_target_closes_new_connections_at_once() {
-        let stats = Arc::new(ForwardStats::default());
-        let addr = front(Balancer::new(Keepalive::default(), stats.clone())).await;
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        assert!(closed(&mut c).await);
-        assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+        for forwarding in Forwarding::both() {
+            let stats = Arc::new(ForwardStats::default());
+            let addr = front(Balancer::new(Keepalive::default(), stats.clone(), forwarding.clone())).await;
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            assert!(closed(&mut c).await);
+            assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+        }
     }
 
     #[tokio::test]
     async fn held_connections_are_spread_by_least_connections() {
-        let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
-        let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()));
-        let addr = front(bal.clone()).await;
-        assert!(bal.set_targets(&[target("a", a), target("b", b)]).await);
-        let mut held = Vec::new();
-        for _ in 0..6 {
-            held.push(connect(addr).await);
-        }
-        let on_a = held.iter().filter(|(_, t)| *t == b'a').count();
-        assert_eq!(on_a, 3, "6 held connections over 2 targets: {on_a} on a");
-        // Closing the two on b makes b the least loaded: the next two go there.
-        let mut kept = Vec::new();
-        let mut dropped_b = 0;
-        for (s, t) in held {
-            if t == b'b' && dropped_b < 2 {
-                dropped_b += 1;
-                drop(s);
-            } else {
-                kept.push(s);
+        for forwarding in Forwarding::both() {
+            let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
+            let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            assert!(bal.set_targets(&[target("a", a), target("b", b)]).await);
+            let mut held = Vec::new();
+            for _ in 0..6 {
+                held.push(connect(addr).await);
             }
-        }
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while bal.targets().iter().find(|(t, _)| t.db_uid == "b").map(|(_, n)| *n) != Some(1) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            let on_a = held.iter().filter(|(_, t)| *t == b'a').count();
+            assert_eq!(on_a, 3, "6 held connections over 2 targets: {on_a} on a");
+            // Closing the two on b makes b the least loaded: the next two go there.
+            let mut kept = Vec::new();
+            let mut dropped_b = 0;
+            for (s, t) in held {
+                if t == b'b' && dropped_b < 2 {
+                    dropped_b += 1;
+                    drop(s);
+                } else {
+                    kept.push(s);
+                }
             }
-        })
-        .await
-        .expect("the closed connections were not counted down");
-        assert_eq!(connect(addr).await.1, b'b');
-        assert_eq!(connect(addr).await.1, b'b');
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while bal.targets().iter().find(|(t, _)| t.db_uid == "b").map(|(_, n)| *n) != Some(1) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .expect("the closed connections were not counted down");
+            assert_eq!(connect(addr).await.1, b'b');
+            assert_eq!(connect(addr).await.1, b'b');
+        }
     }
 
     #[tokio::test]
     async fn short_connections_alternate_between_idle_targets() {
-        let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
-        let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()));
-        let addr = front(bal.clone()).await;
-        bal.set_targets(&[target("a", a), target("b", b)]).await;
-        let mut tags = Vec::new();
-        for _ in 0..10 {
-            let (s, t) = connect(addr).await;
-            drop(s);
-            tags.push(t);
-            // Let the closed connection be counted down so both targets are idle again.
-            tokio::time::timeout(Duration::from_secs(5), async {
-                while bal.targets().iter().any(|(_, n)| *n > 0) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .unwrap();
+        for forwarding in Forwarding::both() {
+            let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
+            let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            bal.set_targets(&[target("a", a), target("b", b)]).await;
+            let mut tags = Vec::new();
+            for _ in 0..10 {
+                let (s, t) = connect(addr).await;
+                drop(s);
+                tags.push(t);
+                // Let the closed connection be counted down so both targets are idle again.
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    while bal.targets().iter().any(|(_, n)| *n > 0) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await
+                .unwrap();
+            }
+            let on_a = tags.iter().filter(|t| **t == b'a').count();
+            assert_eq!(on_a, 5, "ties must be taken in turn: {tags:?}");
         }
-        let on_a = tags.iter().filter(|t| **t == b'a').count();
-        assert_eq!(on_a, 5, "ties must be taken in turn: {tags:?}");
     }
 
     #[tokio::test]
     async fn a_target_leaving_the_set_closes_only_its_connections_before_returning() {
-        let (a, b, c) = (tagged_server(b'a').await, tagged_server(b'b').await, tagged_server(b'c').await);
-        let stats = Arc::new(ForwardStats::default());
-        let bal = Balancer::new(Keepalive::default(), stats.clone());
-        let addr = front(bal.clone()).await;
-        bal.set_targets(&[target("a", a), target("b", b)]).await;
-        let mut conns = Vec::new();
-        for _ in 0..4 {
-            conns.push(connect(addr).await);
-        }
-        assert_eq!(stats.active.load(Ordering::Relaxed), 4);
-        assert!(!bal.set_targets(&[target("b", b), target("a", a)]).await, "the same set is a no-op");
-        assert!(bal.set_targets(&[target("b", b), target("c", c)]).await);
-        assert_eq!(stats.active.load(Ordering::Relaxed), 2, "set_targets returned before a's connections closed");
-        for (s, tag) in &mut conns {
-            if *tag == b'a' {
-                assert!(closed(s).await, "a connection to the removed target survived");
-            } else {
-                assert!(still_open(s).await, "a connection to a kept target was closed");
+        for forwarding in Forwarding::both() {
+            let (a, b, c) = (tagged_server(b'a').await, tagged_server(b'b').await, tagged_server(b'c').await);
+            let stats = Arc::new(ForwardStats::default());
+            let bal = Balancer::new(Keepalive::default(), stats.clone(), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            bal.set_targets(&[target("a", a), target("b", b)]).await;
+            let mut conns = Vec::new();
+            for _ in 0..4 {
+                conns.push(connect(addr).await);
             }
+            assert_eq!(stats.active.load(Ordering::Relaxed), 4);
+            assert!(!bal.set_targets(&[target("b", b), target("a", a)]).await, "the same set is a no-op");
+            assert!(bal.set_targets(&[target("b", b), target("c", c)]).await);
+            assert_eq!(stats.active.load(Ordering::Relaxed), 2, "set_targets returned before a's connections closed");
+            for (s, tag) in &mut conns {
+                if *tag == b'a' {
+                    assert!(closed(s).await, "a connection to the removed target survived");
+                } else {
+                    assert!(still_open(s).await, "a connection to a kept target was closed");
+                }
+            }
+            // c is empty, b holds 2: new connections go to c.
+            assert_eq!(connect(addr).await.1, b'c');
         }
-        // c is empty, b holds 2: new connections go to c.
-        assert_eq!(connect(addr).await.1, b'c');
     }
 
     #[tokio::test]
     async fn a_role_change_of_the_same_db_closes_its_connections() {
-        let a = tagged_server(b'a').await;
-        let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()));
-        let addr = front(bal.clone()).await;
-        let fallback = Target { db_uid: "a".into(), address: a, role: TargetRole::MasterFallback };
-        bal.set_targets(std::slice::from_ref(&fallback)).await;
-        let (mut s, _) = connect(addr).await;
-        assert!(bal.set_targets(&[target("a", a)]).await);
-        assert!(closed(&mut s).await, "a master fallback connection survived the change to standby");
+        for forwarding in Forwarding::both() {
+            let a = tagged_server(b'a').await;
+            let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            let fallback = Target { db_uid: "a".into(), address: a, role: TargetRole::MasterFallback };
+            bal.set_targets(std::slice::from_ref(&fallback)).await;
+            let (mut s, _) = connect(addr).await;
+            assert!(bal.set_targets(&[target("a", a)]).await);
+            assert!(closed(&mut s).await, "a master fallback connection survived the change to standby");
+        }
     }
 
     #[tokio::test]
     async fn retain_closes_what_is_rejected_and_adds_nothing() {
-        let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
-        let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()));
-        let addr = front(bal.clone()).await;
-        bal.set_targets(&[target("a", a), target("b", b)]).await;
-        let (mut on_first, first) = connect(addr).await;
-        let (mut on_second, _) = connect(addr).await;
-        bal.retain(|t| t.address != a).await;
-        assert_eq!(bal.targets().iter().map(|(t, _)| t.db_uid.as_str()).collect::<Vec<_>>(), ["b"]);
-        let (on_a, on_b) =
-            if first == b'a' { (&mut on_first, &mut on_second) } else { (&mut on_second, &mut on_first) };
-        assert!(closed(on_a).await);
-        assert!(still_open(on_b).await);
+        for forwarding in Forwarding::both() {
+            let (a, b) = (tagged_server(b'a').await, tagged_server(b'b').await);
+            let bal = Balancer::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            bal.set_targets(&[target("a", a), target("b", b)]).await;
+            let (mut on_first, first) = connect(addr).await;
+            let (mut on_second, _) = connect(addr).await;
+            bal.retain(|t| t.address != a).await;
+            assert_eq!(bal.targets().iter().map(|(t, _)| t.db_uid.as_str()).collect::<Vec<_>>(), ["b"]);
+            let (on_a, on_b) =
+                if first == b'a' { (&mut on_first, &mut on_second) } else { (&mut on_second, &mut on_first) };
+            assert!(closed(on_a).await);
+            assert!(still_open(on_b).await);
+        }
     }
 
     #[tokio::test]
     async fn an_unreachable_target_closes_the_client() {
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let stats = Arc::new(ForwardStats::default());
-        let bal = Balancer::new(Keepalive::default(), stats.clone());
-        let addr = front(bal.clone()).await;
-        bal.set_targets(&[target("dead", dead)]).await;
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        assert!(closed(&mut c).await);
-        assert_eq!(stats.dial_failures.load(Ordering::Relaxed), 1);
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while bal.targets()[0].1 != 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("a failed dial must not stay counted");
+        for forwarding in Forwarding::both() {
+            let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let stats = Arc::new(ForwardStats::default());
+            let bal = Balancer::new(Keepalive::default(), stats.clone(), forwarding.clone());
+            let addr = front(bal.clone()).await;
+            bal.set_targets(&[target("dead", dead)]).await;
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            assert!(closed(&mut c).await);
+            assert_eq!(stats.dial_failures.load(Ordering::Relaxed), 1);
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while bal.targets()[0].1 != 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .expect("a failed dial must not stay counted");
+        }
     }
 }

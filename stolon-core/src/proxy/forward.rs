@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::kernel::{Forwarding, splice};
+
 /// How long dialling the target may take before the client connection is closed.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -69,13 +71,14 @@ impl Epoch {
         &self,
         client: TcpStream,
         target: SocketAddr,
+        forwarding: &Forwarding,
         stats: Arc<ForwardStats>,
         on_close: impl FnOnce() + Send + 'static,
     ) {
-        let (cancel, live) = (self.cancel.subscribe(), self.live.clone());
+        let (cancel, live, forwarding) = (self.cancel.subscribe(), self.live.clone(), forwarding.clone());
         stats.active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            forward(client, target, cancel, &stats).await;
+            forward(client, target, cancel, &forwarding, &stats).await;
             stats.active.fetch_sub(1, Ordering::Relaxed);
             on_close();
             drop(live);
@@ -97,6 +100,7 @@ struct Inner {
     /// Serialises target changes, so that a change returns only after its own drain.
     change: tokio::sync::Mutex<()>,
     keepalive: Keepalive,
+    forwarding: Forwarding,
     stats: Arc<ForwardStats>,
 }
 
@@ -107,13 +111,14 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// An engine with no target, tuning accepted sockets with `keepalive`.
-    pub fn new(keepalive: Keepalive, stats: Arc<ForwardStats>) -> Forwarder {
+    /// An engine with no target, tuning accepted sockets with `keepalive`, forwarding with `forwarding`.
+    pub fn new(keepalive: Keepalive, stats: Arc<ForwardStats>, forwarding: Forwarding) -> Forwarder {
         Forwarder {
             inner: Arc::new(Inner {
                 epoch: Mutex::new(Epoch::new(None)),
                 change: tokio::sync::Mutex::new(()),
                 keepalive,
+                forwarding,
                 stats,
             }),
         }
@@ -156,7 +161,7 @@ impl Forwarder {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        epoch.spawn(client, target, stats.clone(), || ());
+        epoch.spawn(client, target, &self.inner.forwarding, stats.clone(), || ());
     }
 
     fn lock_epoch(&self) -> std::sync::MutexGuard<'_, Epoch> {
@@ -190,41 +195,62 @@ pub(super) fn tune_client(client: &TcpStream, keepalive: &Keepalive) -> std::io:
     Ok(())
 }
 
-/// Dials `target` and copies both ways until either side closes or the epoch ends; both sockets are
-/// closed on return.
-async fn forward(mut client: TcpStream, target: SocketAddr, mut cancel: watch::Receiver<bool>, stats: &ForwardStats) {
+/// Dials `target` and forwards both ways (copying, or in the kernel) until either side closes or the epoch
+/// ends; both sockets are closed on return (in the kernel mode, out of the map first).
+async fn forward(
+    client: TcpStream,
+    target: SocketAddr,
+    mut cancel: watch::Receiver<bool>,
+    forwarding: &Forwarding,
+    stats: &ForwardStats,
+) {
     let ended = async move {
         // An error means the epoch is gone: end as well.
         let _ = cancel.wait_for(|ended| *ended).await;
     };
-    let work = async {
-        let mut server = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                stats.dial_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%target, error = %e, "cannot dial the target");
-                return;
-            }
-            Err(_) => {
-                stats.dial_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%target, "dialling the target timed out");
-                return;
-            }
-        };
-        let _ = server.set_nodelay(true);
-        let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, COPY_BUFFER_SIZE, COPY_BUFFER_SIZE)
-            .await;
-    };
-    tokio::select! {
+    tokio::pin!(ended);
+    let dialled = tokio::select! {
         biased;
-        () = ended => {}
-        () = work => {}
+        () = &mut ended => return,
+        dialled = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target)) => dialled,
+    };
+    let server = match dialled {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            stats.dial_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%target, error = %e, "cannot dial the target");
+            return;
+        }
+        Err(_) => {
+            stats.dial_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%target, "dialling the target timed out");
+            return;
+        }
+    };
+    let _ = server.set_nodelay(true);
+    match forwarding.map() {
+        Some(map) => {
+            if let (Ok(client), Ok(server)) = (client.into_std(), server.into_std()) {
+                splice(map, client, server, ended).await;
+            }
+        }
+        None => {
+            let (mut client, mut server) = (client, server);
+            let copy =
+                tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, COPY_BUFFER_SIZE, COPY_BUFFER_SIZE);
+            tokio::select! {
+                biased;
+                () = ended => {}
+                _ = copy => {}
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::kernel::Forwarding;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -270,76 +296,84 @@ mod tests {
 
     #[tokio::test]
     async fn no_target_closes_new_connections_at_once() {
-        let stats = Arc::new(ForwardStats::default());
-        let addr = front(Forwarder::new(Keepalive::default(), stats.clone())).await;
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        assert!(closed(&mut c).await);
-        assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+        for forwarding in Forwarding::both() {
+            let stats = Arc::new(ForwardStats::default());
+            let addr = front(Forwarder::new(Keepalive::default(), stats.clone(), forwarding.clone())).await;
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            assert!(closed(&mut c).await);
+            assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+        }
     }
 
     #[tokio::test]
     async fn target_change_closes_every_connection_before_returning() {
-        let (a, b) = (echo_server().await, echo_server().await);
-        let stats = Arc::new(ForwardStats::default());
-        let fwd = Forwarder::new(Keepalive::default(), stats.clone());
-        let addr = front(fwd.clone()).await;
-        assert!(fwd.set_target(Some(a)).await);
-        let mut conns = Vec::new();
-        for i in 0..5u8 {
+        for forwarding in Forwarding::both() {
+            let (a, b) = (echo_server().await, echo_server().await);
+            let stats = Arc::new(ForwardStats::default());
+            let fwd = Forwarder::new(Keepalive::default(), stats.clone(), forwarding.clone());
+            let addr = front(fwd.clone()).await;
+            assert!(fwd.set_target(Some(a)).await);
+            let mut conns = Vec::new();
+            for i in 0..5u8 {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                assert_eq!(roundtrip(&mut c, &[i; 3]).await.unwrap(), vec![i; 3]);
+                conns.push(c);
+            }
+            assert_eq!(stats.active.load(Ordering::Relaxed), 5);
+            assert!(!fwd.set_target(Some(a)).await, "the same target is a no-op");
+            assert_eq!(stats.active.load(Ordering::Relaxed), 5);
+            assert!(fwd.set_target(Some(b)).await);
+            assert_eq!(stats.active.load(Ordering::Relaxed), 0, "set_target returned before the drain");
+            for c in &mut conns {
+                assert!(closed(c).await);
+            }
             let mut c = TcpStream::connect(addr).await.unwrap();
-            assert_eq!(roundtrip(&mut c, &[i; 3]).await.unwrap(), vec![i; 3]);
-            conns.push(c);
+            assert_eq!(roundtrip(&mut c, b"new").await.unwrap(), b"new");
+            assert_eq!(fwd.target(), Some(b));
         }
-        assert_eq!(stats.active.load(Ordering::Relaxed), 5);
-        assert!(!fwd.set_target(Some(a)).await, "the same target is a no-op");
-        assert_eq!(stats.active.load(Ordering::Relaxed), 5);
-        assert!(fwd.set_target(Some(b)).await);
-        assert_eq!(stats.active.load(Ordering::Relaxed), 0, "set_target returned before the drain");
-        for c in &mut conns {
-            assert!(closed(c).await);
-        }
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        assert_eq!(roundtrip(&mut c, b"new").await.unwrap(), b"new");
-        assert_eq!(fwd.target(), Some(b));
     }
 
     #[tokio::test]
     async fn a_client_that_never_reads_does_not_stall_others() {
-        let a = echo_server().await;
-        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()));
-        let addr = front(fwd.clone()).await;
-        fwd.set_target(Some(a)).await;
-        let mut stuck = TcpStream::connect(addr).await.unwrap();
-        // Write far more than the socket buffers hold without reading the echo; bounded in time.
-        let chunk = vec![7u8; 64 * 1024];
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            for _ in 0..1024 {
-                if stuck.write_all(&chunk).await.is_err() {
-                    break;
+        for forwarding in Forwarding::both() {
+            let a = echo_server().await;
+            let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(fwd.clone()).await;
+            fwd.set_target(Some(a)).await;
+            let mut stuck = TcpStream::connect(addr).await.unwrap();
+            // Write far more than the socket buffers hold without reading the echo; bounded in time.
+            let chunk = vec![7u8; 64 * 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                for _ in 0..1024 {
+                    if stuck.write_all(&chunk).await.is_err() {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
-        let mut other = TcpStream::connect(addr).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(5), roundtrip(&mut other, b"ping")).await;
-        assert_eq!(reply.expect("other client stalled").unwrap(), b"ping");
-        // Dropping the target still closes the stuck connection.
-        assert!(fwd.set_target(None).await);
+            })
+            .await;
+            let mut other = TcpStream::connect(addr).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(5), roundtrip(&mut other, b"ping")).await;
+            assert_eq!(reply.expect("other client stalled").unwrap(), b"ping");
+            // Dropping the target still closes the stuck connection.
+            assert!(fwd.set_target(None).await);
+        }
     }
 
     #[tokio::test]
     async fn unreachable_target_closes_the_client() {
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
-        let stats = Arc::new(ForwardStats::default());
-        let fwd = Forwarder::new(Keepalive::default(), stats.clone());
-        let addr = front(fwd.clone()).await;
-        fwd.set_target(Some(dead)).await;
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        assert!(closed(&mut c).await);
-        assert_eq!(stats.dial_failures.load(Ordering::Relaxed), 1);
+        for forwarding in Forwarding::both() {
+            let dead = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let stats = Arc::new(ForwardStats::default());
+            let fwd = Forwarder::new(Keepalive::default(), stats.clone(), forwarding.clone());
+            let addr = front(fwd.clone()).await;
+            fwd.set_target(Some(dead)).await;
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            assert!(closed(&mut c).await);
+            assert_eq!(stats.dial_failures.load(Ordering::Relaxed), 1);
+        }
     }
 
     #[tokio::test]
@@ -355,5 +389,46 @@ mod tests {
         assert_eq!(s.tcp_keepalive_interval().unwrap(), Duration::from_secs(7));
         assert_eq!(s.tcp_keepalive_retries().unwrap(), 4);
         assert!(c.nodelay().unwrap());
+    }
+
+    /// Payload bytes the kernel received on `s` (its FIN, counted by TCP_INFO as one, excluded).
+    fn payload_received(s: &TcpStream) -> u64 {
+        use std::os::fd::AsRawFd;
+        let info = crate::proxy::kernel::splice::tcp_info(s.as_raw_fd()).unwrap();
+        info.tcpi_bytes_received - u64::from(info.tcpi_state == 8 /* TCP_CLOSE_WAIT */)
+    }
+
+    /// Fencing, in both modes: once `set_target` returned, not one more byte reaches the old target's
+    /// socket, however fast the client keeps writing; the old target then sees the connection closed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_target_change_no_byte_reaches_the_old_target() {
+        for forwarding in Forwarding::both() {
+            let old = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()), forwarding.clone());
+            let addr = front(fwd.clone()).await;
+            fwd.set_target(Some(old.local_addr().unwrap())).await;
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"startup").await.unwrap();
+            // The old target never reads: every byte it gets stays counted in its socket.
+            let (mut accepted, _) = old.accept().await.unwrap();
+            let writer = tokio::spawn(async move {
+                for _ in 0..2000 {
+                    if c.write_all(&[1u8; 512]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(payload_received(&accepted) > 7, "nothing was forwarded ({})", forwarding.is_kernel());
+            assert!(fwd.set_target(Some(echo_server().await)).await);
+            let at_change = payload_received(&accepted);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(payload_received(&accepted), at_change, "kernel mode: {}", forwarding.is_kernel());
+            writer.abort();
+            let mut rest = Vec::new();
+            let end = tokio::time::timeout(Duration::from_secs(5), accepted.read_to_end(&mut rest)).await;
+            assert!(end.is_ok(), "the old target's connection stayed open");
+        }
     }
 }

@@ -103,11 +103,12 @@ impl Drop for Listener {
 mod tests {
     use super::*;
     use crate::proxy::forward::{ForwardStats, Keepalive};
+    use crate::proxy::kernel::Forwarding;
     use std::sync::Arc;
 
     #[tokio::test]
     async fn stop_closes_the_socket_and_start_reopens_it() {
-        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()));
+        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()), Forwarding::userspace());
         let mut l = Listener::new("127.0.0.1:0".parse().unwrap(), fwd);
         l.ensure_started().unwrap();
         let addr = l.local_addr().unwrap();
@@ -115,7 +116,10 @@ mod tests {
         l.stop().await;
         assert!(l.local_addr().is_none());
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after stop");
-        let mut again = Listener::new(addr, Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default())));
+        let mut again = Listener::new(
+            addr,
+            Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()), Forwarding::userspace()),
+        );
         again.ensure_started().unwrap();
         assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
     }
@@ -123,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn a_taken_port_is_an_error() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()));
+        let fwd = Forwarder::new(Keepalive::default(), Arc::new(ForwardStats::default()), Forwarding::userspace());
         let mut l = Listener::new(taken.local_addr().unwrap(), fwd);
         assert!(l.ensure_started().is_err());
     }

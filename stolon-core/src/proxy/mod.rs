@@ -4,6 +4,7 @@
 //! - [`read_only`]: which standbys the read-only port may use, and its targets (pure);
 //! - [`forward`]: the master port's forwarding engine, whose target changes close every forwarded
 //!   connection first;
+//! - [`kernel`]: kernel forwarding (eBPF sockmap), used by both engines with `--forwarding kernel`;
 //! - [`balance`]: the read-only port's engine: several targets, least connections, the same per-target
 //!   fencing;
 //! - [`listener`]: a client listening socket, stopped and restarted with the store's reachability;
@@ -23,6 +24,7 @@ pub mod run;
 
 pub use balance::Balancer;
 pub use forward::{ForwardStats, Forwarder, Keepalive};
+pub use kernel::{Forwarding, ForwardingMode};
 pub use listener::Listener;
 pub use read_only::{Fallback, Target, TargetRole, eligible_standbys};
 pub use read_only_port::{ReadOnlyConfig, ReadOnlyStats};

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::balance::Balancer;
 use super::forward::{ForwardStats, Keepalive};
+use super::kernel::Forwarding;
 use super::listener::Listener;
 use super::read_only::{Exclusion, Fallback, Target, TargetRole, eligible_standbys, targets};
 use super::route::MasterEndpoint;
@@ -55,10 +56,16 @@ pub struct ReadOnlyPort {
 }
 
 impl ReadOnlyPort {
-    /// The port for `config` (`None`: disabled), tuning client sockets with `keepalive`.
-    pub fn new(config: Option<ReadOnlyConfig>, keepalive: Keepalive, stats: Arc<ReadOnlyStats>) -> ReadOnlyPort {
+    /// The port for `config` (`None`: disabled), tuning client sockets with `keepalive`, forwarding with
+    /// `forwarding`.
+    pub fn new(
+        config: Option<ReadOnlyConfig>,
+        keepalive: Keepalive,
+        forwarding: Forwarding,
+        stats: Arc<ReadOnlyStats>,
+    ) -> ReadOnlyPort {
         let enabled = config.map(|config| {
-            let balancer = Balancer::new(keepalive, stats.forward.clone());
+            let balancer = Balancer::new(keepalive, stats.forward.clone(), forwarding);
             Enabled {
                 listener: tokio::sync::Mutex::new(Listener::new(config.listen, balancer.clone())),
                 balancer,

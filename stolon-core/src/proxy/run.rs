@@ -42,6 +42,8 @@ pub struct ProxyConfig {
     pub read_only: Option<ReadOnlyConfig>,
     /// The client of the keepers' APIs for failsafe mode (`None`: never used).
     pub failsafe_client: Option<crate::keeper::api::ApiClient>,
+    /// How both ports forward established connections (`--forwarding`).
+    pub forwarding: super::kernel::Forwarding,
 }
 
 /// Everything the proxy counts, for metrics.
@@ -63,6 +65,10 @@ pub struct ProxyStats {
     pub listening: AtomicI64,
     /// The read-only port's counters.
     pub read_only: Arc<ReadOnlyStats>,
+    /// 1 when connections are forwarded by the kernel.
+    pub kernel_forwarding: AtomicI64,
+    /// 1 when `--forwarding auto` fell back to userspace.
+    pub kernel_forwarding_fallback: AtomicI64,
 }
 
 /// State shared by the loop and its check tasks.
@@ -291,10 +297,15 @@ fn unix_now() -> i64 {
 /// Runs the proxy until `shutdown` completes, then closes the listener and every connection and removes
 /// its ProxyInfo.
 pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats>, shutdown: impl Future<Output = ()>) {
-    let forwarder = Forwarder::new(config.keepalive, stats.forward.clone());
+    let forwarder = Forwarder::new(config.keepalive, stats.forward.clone(), config.forwarding.clone());
     let shared = Arc::new(Shared {
         listener: tokio::sync::Mutex::new(Listener::new(config.listen, forwarder.clone())),
-        read_only: ReadOnlyPort::new(config.read_only.clone(), config.keepalive, stats.read_only.clone()),
+        read_only: ReadOnlyPort::new(
+            config.read_only.clone(),
+            config.keepalive,
+            config.forwarding.clone(),
+            stats.read_only.clone(),
+        ),
         failsafe: FailsafeProxy::new(config.failsafe_client.clone()),
         config,
         store: store.clone(),

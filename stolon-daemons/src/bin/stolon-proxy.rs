@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use stolon_core::byte_size::parse_byte_size;
 use stolon_core::cluster::new_uid;
 use stolon_core::keeper::api::{ApiClient, BasicAuth, ClientOptions};
+use stolon_core::proxy::kernel::{DEFAULT_MODE, Forwarding, ForwardingMode, Selected};
 use stolon_core::proxy::{Fallback, Keepalive, ProxyConfig, ProxyStats, ReadOnlyConfig};
 use stolon_core::stolon_store;
 use stolon_core::store::ClusterStore;
@@ -69,9 +70,26 @@ struct Cli {
     /// proxy's calls to the keepers' APIs in failsafe mode.
     #[arg(long, default_value = "")]
     keeper_api_basic_auth_file: String,
+    /// How established connections are forwarded: kernel (an eBPF sockmap program moves the bytes; a
+    /// start-up error when it cannot load), userspace (copied through the proxy), or auto (kernel when it
+    /// loads, else userspace).
+    #[arg(long, default_value_t = DEFAULT_MODE, value_parser = |s: &str| s.parse::<ForwardingMode>())]
+    forwarding: ForwardingMode,
     /// Deprecated: use --log-level=debug.
     #[arg(long, hide = true)]
     debug: bool,
+}
+
+/// The forwarding `--forwarding` asks for, its gauges set in `stats`; an error when kernel mode cannot load.
+fn forwarding(mode: ForwardingMode, stats: &ProxyStats) -> Result<Forwarding, String> {
+    let Selected { forwarding, fallback } =
+        Forwarding::select(mode).map_err(|e| format!("--forwarding kernel: {e}"))?;
+    if let Some(e) = fallback {
+        tracing::warn!(error = %e, "kernel forwarding unavailable: forwarding in userspace");
+        stats.kernel_forwarding_fallback.store(1, Ordering::Relaxed);
+    }
+    stats.kernel_forwarding.store(i64::from(forwarding.is_kernel()), Ordering::Relaxed);
+    Ok(forwarding)
 }
 
 /// The client of the keepers' APIs (failsafe mode), from --keeper-api-ca-file and
@@ -179,6 +197,16 @@ impl Collector for ProxyCollector {
                 s.last_check_success_seconds.load(Ordering::Relaxed),
             ),
             ("stolon_proxy_listening", "1 while the client listener is open", s.listening.load(Ordering::Relaxed)),
+            (
+                "stolon_proxy_kernel_forwarding",
+                "1 when established connections are forwarded by the kernel (--forwarding)",
+                s.kernel_forwarding.load(Ordering::Relaxed),
+            ),
+            (
+                "stolon_proxy_kernel_forwarding_fallback",
+                "1 when --forwarding auto fell back to userspace because kernel forwarding could not load",
+                s.kernel_forwarding_fallback.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value);
@@ -266,6 +294,13 @@ async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) 
         }
     };
     let stats = Arc::new(ProxyStats::default());
+    let forwarding = match forwarding(cli.forwarding, &stats) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("stolon-proxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let metrics_task = match metrics::parse_listen_address(&cli.common.metrics_listen_address) {
         Err(e) => {
             eprintln!("stolon-proxy: {e}");
@@ -312,6 +347,7 @@ async fn serve(cli: Cli, listen: SocketAddr, read_only: Option<ReadOnlyConfig>) 
         keepalive: keepalive(&cli),
         read_only,
         failsafe_client: Some(failsafe_client),
+        forwarding,
     };
     stolon_core::proxy::run(ClusterStore::new(store), proxy, stats, shutdown_signal()).await;
     if let Some(task) = metrics_task {
@@ -432,5 +468,18 @@ mod tests {
         let e =
             read_only(&["--read-only-port", "6001", "--read-only-listen-address", "no such host.invalid"]).unwrap_err();
         assert!(e.contains("--read-only-listen-address"), "{e}");
+    }
+
+    #[test]
+    fn forwarding_flag_selects_the_mode() {
+        assert_eq!(parse(&[]).unwrap().forwarding, DEFAULT_MODE);
+        assert_eq!(parse(&["--forwarding", "kernel"]).unwrap().forwarding, ForwardingMode::Kernel);
+        let e = cli(&["--forwarding", "bpf"]).unwrap_err();
+        assert!(e.contains("--forwarding") && e.contains("expected auto, kernel or userspace"), "{e}");
+        // Tests run as root on a kernel with sockmap: kernel mode loads, and auto does not fall back.
+        let stats = ProxyStats::default();
+        assert!(forwarding(ForwardingMode::Auto, &stats).unwrap().is_kernel());
+        assert_eq!(stats.kernel_forwarding.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.kernel_forwarding_fallback.load(Ordering::Relaxed), 0);
     }
 }

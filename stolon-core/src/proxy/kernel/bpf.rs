@@ -80,17 +80,17 @@ const fn load_map_fd(dst: u8, fd: i32) -> [Insn; 2] {
 pub fn verdict_program(map_fd: RawFd) -> Vec<Insn> {
     let [ld_map, ld_map_hi] = load_map_fd(2, map_fd);
     vec![
-        mov64_reg(6, 1),                  // r6 = skb (r1, the context; r1-r5 do not survive calls)
-        call(HELPER_GET_SOCKET_COOKIE),   // r0 = cookie of the socket that received these bytes
-        store_u64(10, -8, 0),             // *(u64 *)(fp - 8) = r0: the key, on the stack
-        ld_map,                           // r2 = &map
-        ld_map_hi,                        //   (second half of the 16-byte load)
-        mov64_reg(1, 6),                  // r1 = skb
-        mov64_reg(3, 10),                 // r3 = fp
-        add64_imm(3, -8),                 // r3 = fp - 8 = &key
-        mov64_imm(4, 0),                  // r4 = flags: 0, egress of the peer
-        call(HELPER_SK_REDIRECT_HASH),    // r0 = SK_PASS (redirected) or SK_DROP (no peer)
-        exit(),                           // return r0
+        mov64_reg(6, 1),                // r6 = skb (r1, the context; r1-r5 do not survive calls)
+        call(HELPER_GET_SOCKET_COOKIE), // r0 = cookie of the socket that received these bytes
+        store_u64(10, -8, 0),           // *(u64 *)(fp - 8) = r0: the key, on the stack
+        ld_map,                         // r2 = &map
+        ld_map_hi,                      //   (second half of the 16-byte load)
+        mov64_reg(1, 6),                // r1 = skb
+        mov64_reg(3, 10),               // r3 = fp
+        add64_imm(3, -8),               // r3 = fp - 8 = &key
+        mov64_imm(4, 0),                // r4 = flags: 0, egress of the peer
+        call(HELPER_SK_REDIRECT_HASH),  // r0 = SK_PASS (redirected) or SK_DROP (no peer)
+        exit(),                         // return r0
     ]
 }
 
@@ -200,9 +200,7 @@ pub fn socket_cookie(fd: RawFd) -> io::Result<u64> {
     let mut cookie = 0u64;
     let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `cookie`.
-    let r = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, SO_COOKIE, (&mut cookie as *mut u64).cast(), &mut len)
-    };
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_COOKIE, (&mut cookie as *mut u64).cast(), &mut len) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(cookie) }
 }
 

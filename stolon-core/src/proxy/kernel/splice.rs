@@ -77,9 +77,7 @@ impl Splice {
             .map_err(|e| io::Error::other(e.to_string()))?;
         let splice = Splice { sockets: [client, server], cookies, events };
         // The server first (under the client's cookie), then the client (under the server's).
-        if let Err(e) = map.insert(cookies[0], splice.sockets[1].as_raw_fd()) {
-            return Err(e);
-        }
+        map.insert(cookies[0], splice.sockets[1].as_raw_fd())?;
         if let Err(e) = map.insert(cookies[1], splice.sockets[0].as_raw_fd()) {
             let _ = map.remove(cookies[0]);
             return Err(e);
@@ -116,10 +114,7 @@ impl Splice {
                 return Ended::Closed;
             }
             let ready = if draining.contains(&true) {
-                match tokio::time::timeout(DRAIN_POLL, self.events.readable()).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                }
+                tokio::time::timeout(DRAIN_POLL, self.events.readable()).await.ok()
             } else {
                 Some(self.events.readable().await)
             };
@@ -167,7 +162,6 @@ impl Splice {
         self.sockets[side].take_error().unwrap_or_else(Some)
     }
 
-
     /// Takes both sockets out of the map, then closes them (dropping `self`); with `reset`, the server's
     /// socket closes with a reset so that nothing still queued towards it is delivered.
     fn close(self, map: &SockHash, reset: bool) {
@@ -207,11 +201,14 @@ fn epoll_for_hangups(fds: [RawFd; 2]) -> io::Result<OwnedFd> {
     Ok(ep)
 }
 
-fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
+/// The socket's `TCP_INFO`.
+pub(crate) fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
     // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let r = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len) };
+    let r = unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
+    };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(info) }
 }
 
@@ -291,9 +288,8 @@ mod tests {
         let (server_side, mut server) = pair();
         let (fence, fenced) = tokio::sync::oneshot::channel::<()>();
         let m = map.clone();
-        let task = tokio::spawn(async move {
-            splice(&m, client_side, server_side, async move { drop(fenced.await) }).await
-        });
+        let task =
+            tokio::spawn(async move { splice(&m, client_side, server_side, async move { drop(fenced.await) }).await });
         client.write_all(b"before").unwrap();
         assert_eq!(read_exact_timeout(&mut server, 6), b"before");
         fence.send(()).unwrap();

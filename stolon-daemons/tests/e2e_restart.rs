@@ -25,8 +25,13 @@ fn main() {
 }
 
 /// Three keepers, one sentinel, one proxy: the master ready, the standbys streaming, the proxy routing.
+/// `failInterval` is 10 s: the master restarted `--in-place` is unreachable while it restarts and until its
+/// keeper reports it again, and the sentinel rightly fails over a master silent for longer than
+/// `failInterval` (seen with the harness's 4 s on a loaded machine: the restart took 0.6 s, but no healthy
+/// report reached the sentinel within 5 s of the stop).
 async fn cluster(env: &Env) -> R<(TestCluster, String)> {
-    let c = TestCluster::start(env, &base_spec(), 3, 1, 1).await?;
+    let spec = harness::merged(base_spec(), &serde_json::json!({ "failInterval": "10s" }));
+    let c = TestCluster::start(env, &spec, 3, 1, 1).await?;
     let master = c.wait_master_ready().await?;
     for k in c.others(&master) {
         c.wait_standby(&k, WAIT).await?;

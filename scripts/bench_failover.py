@@ -4,12 +4,14 @@
 Subcommands:
   check       read `stolonctl clusterdata read` JSON on stdin; exit 0 and print "<master keeper> <master
               port>" when the cluster is healthy (phase normal, every keeper healthy, the master and
-              `standbys` standby DBs healthy and converged, the proxies routed to the master), else exit 1
-              with the reason on stderr.
+              `standbys` standby DBs healthy and converged, the proxies routed to the master; with --sync
+              also a synchronous standby configured and confirmed, and no fake one), else exit 1 with the
+              reason on stderr.
   measure     run the writer loop through the proxy, apply the fault once writes commit, and print one JSON
               object: the time from the fault to the first write committed after it.
   breakdown   read the component logs and print, as JSON, when the failover steps happened after the fault.
-  report      read the JSON lines of all runs and print one Markdown table per (mode, intervals).
+  report      read the JSON lines of all runs and print one Markdown table per (mode, intervals, replication),
+              a summary, and the synchronous median against the asynchronous one of the same run.
 """
 
 import argparse
@@ -57,6 +59,16 @@ def cmd_check(args):
         return fail(f"{len(good)} healthy standbys of {len(standbys)}, {len(dbs)} dbs, want {args.standbys}")
     if cd.get("proxy", {}).get("spec", {}).get("masterDbUid", "") != master:
         return fail("proxies not routed to the master yet")
+    if args.sync:
+        spec, st = mdb.get("spec", {}), mdb.get("status", {})
+        configured = sorted(spec.get("synchronousStandbys") or [])
+        confirmed = sorted(st.get("synchronousStandbys") or [])
+        if not spec.get("synchronousReplication") or not configured:
+            return fail("no synchronous standby configured")
+        if configured != confirmed:
+            return fail(f"synchronous standbys {configured} configured, {confirmed} confirmed")
+        if spec.get("externalSynchronousStandbys"):
+            return fail(f"external synchronous standbys {spec['externalSynchronousStandbys']}")
     print(mdb["spec"]["keeperUID"], mdb["status"].get("port", ""))
     return 0
 
@@ -66,10 +78,17 @@ def fail(msg):
     return 1
 
 
+# What PostgreSQL warns when a commit's wait for its synchronous standbys is cancelled (here by
+# statement_timeout): the statement then reports success, but the commit was not acknowledged by a
+# synchronous standby, so the writer counts the attempt as failed.
+SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
+
+
 class Writer(threading.Thread):
     """Inserts one row through the proxy per attempt, each attempt a fresh psql process (connect_timeout 1 s,
     statement_timeout 1 s, and a hard limit of `limit` seconds on the process), pausing `pause` seconds
-    between attempts. Records (start, end, ok, server port) with time.monotonic()."""
+    between attempts. Records (start, end, ok, server port, sync wait cancelled) with time.monotonic(); an
+    attempt whose wait for the synchronous standbys was cancelled is not ok."""
 
     def __init__(self, psql, dsn, password, pause, limit):
         super().__init__(daemon=True)
@@ -87,16 +106,18 @@ class Writer(threading.Thread):
         while not self.stopping.is_set():
             start = time.monotonic()
             port = None
+            cancelled = False
             try:
                 r = subprocess.run(self.cmd, env=self.env, capture_output=True, text=True, timeout=self.limit)
-                ok = r.returncode == 0
+                cancelled = SYNC_WAIT_CANCELLED in r.stderr
+                ok = r.returncode == 0 and not cancelled
                 if ok:
                     port = r.stdout.strip()
             except subprocess.TimeoutExpired:
                 ok = False
             end = time.monotonic()
             with self.lock:
-                self.attempts.append((start, end, ok, port))
+                self.attempts.append((start, end, ok, port, cancelled))
             self.stopping.wait(self.pause)
 
     def snapshot(self):
@@ -153,6 +174,8 @@ def cmd_measure(args):
     w.stopping.set()
     attempts = [x for x in w.snapshot() if x[0] >= fault]
     out["attempts_after_fault"] = len(attempts)
+    # Commits whose synchronous wait was cancelled: committed on the new master but never acknowledged.
+    out["sync_waits_cancelled"] = sum(1 for x in attempts if x[4])
     if not first:
         out["error"] = f"no write committed within {args.timeout}s of the fault"
         print(json.dumps(out))
@@ -195,23 +218,42 @@ def log_events(path, after):
         return
 
 
+# Failover steps: (name, which logs, what the line contains (any of; older builds' wording last), an extra
+# pattern it must match or None).
+PROMOTING = ("promoting database", "promoting postgres")
+STEPS = [
+    ("detected", "sentinel", ("master db is failed",), None),
+    ("elected", "sentinel", ("electing db as the new master",), None),
+    ("promoting", "keeper", PROMOTING, None),
+    # The change that set a master, not the one that emptied the target.
+    ("routed", "sentinel", ("proxy routing changed",), re.compile(r"master=[a-z0-9]")),
+    ("proxy_forwarding", "proxy", ("proxying to master address", "forwarding to the master"), None),
+    # A standby other than the new master streams from it (PostgreSQL's walreceiver, in the keeper's log).
+    ("standby_streaming", "standby", ("started streaming WAL from primary",), None),
+    # The leader configures a real synchronous standby on the new master.
+    ("sync_configured", "sentinel", ("synchronous standbys",), re.compile(r'synchronous_standbys=\[\"')),
+]
+
+
 def cmd_breakdown(args):
     """Steps after the fault, in seconds from it, from the first matching log line of each kind."""
     fault = args.fault_wall
-    steps = {
-        "detected": (args.sentinel_logs, "master db is failed"),
-        "elected": (args.sentinel_logs, "electing db as the new master"),
-        "promoting": (args.keeper_logs, "promoting database"),
-        "routed": (args.sentinel_logs, "proxy routing changed"),
-        "proxy_forwarding": (args.proxy_logs, "forwarding to the master"),
-    }
+    logs = {"sentinel": args.sentinel_logs, "keeper": args.keeper_logs, "proxy": args.proxy_logs}
+    # The new master: the keeper that logged the promotion.
+    promoted = None
+    for p in args.keeper_logs:
+        t = next((t for t, line in log_events(p, fault) if any(n in line for n in PROMOTING)), None)
+        if t is not None and (promoted is None or t < promoted[0]):
+            promoted = (t, p)
+    old = f"/{args.old_master}.log" if args.old_master else None
+    logs["standby"] = [p for p in args.keeper_logs
+                       if (not promoted or p != promoted[1]) and not (old and p.endswith(old))]
     out = {}
-    for name, (paths, needle) in steps.items():
+    for name, which, needle, pattern in STEPS:
         times = []
-        for p in paths:
+        for p in logs[which]:
             for t, line in log_events(p, fault):
-                # "routed": the change that set a master, not the one that emptied the target.
-                if needle in line and (name != "routed" or re.search(r"master=[a-z0-9]", line)):
+                if any(n in line for n in needle) and (pattern is None or pattern.search(line)):
                     times.append(t)
                     break
         if times:
@@ -233,25 +275,34 @@ def fmt(x):
     return f"{x:.2f}"
 
 
+MODE_NAME = {"kill": "SIGKILL keeper + postmaster", "stop": "SIGSTOP keeper + postmaster"}
+STEP_COLUMNS = ("detected", "elected", "promoting", "routed", "proxy_forwarding", "standby_streaming",
+                "sync_configured")
+
+
+def replication_of(r):
+    return r.get("replication", "async")
+
+
 def cmd_report(args):
     runs = [json.loads(line) for line in open(args.results) if line.strip()]
     groups = {}
     for r in runs:
-        groups.setdefault((r["mode"], r["intervals"]), []).append(r)
-    mode_name = {"kill": "SIGKILL keeper + postmaster", "stop": "SIGSTOP keeper + postmaster"}
-    for (mode, iv), rs in groups.items():
+        groups.setdefault((r["mode"], r["intervals"], replication_of(r)), []).append(r)
+    for (mode, iv, repl), rs in groups.items():
         ok = [r for r in rs if r.get("ok")]
         fi = rs[0]["fail_interval"]
         si = rs[0]["sleep_interval"]
-        print(f"### {mode_name.get(mode, mode)}, {iv} intervals (sleepInterval {si} s, failInterval {fi} s)\n")
-        print("| run | fault to first committed write (s) | overhead (s) | resolution (s) | detected | elected"
-              " | promoting | routed | proxy forwarding | leader passes skipped on store errors |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print(f"### {MODE_NAME.get(mode, mode)}, {iv} intervals (sleepInterval {si} s, failInterval {fi} s),"
+              f" {repl} replication\n")
+        print("| run | fault to first committed write (s) | overhead (s) | resolution (s) | "
+              + " | ".join(c.replace("_", " ") for c in STEP_COLUMNS)
+              + " | leader passes skipped on store errors | sync waits cancelled |")
+        print("|" + "---|" * (len(STEP_COLUMNS) + 6))
         for i, r in enumerate(rs, 1):
             b = r.get("breakdown", {})
-            steps = " | ".join(fmt(b[k]) if k in b else "-" for k in
-                               ("detected", "elected", "promoting", "routed", "proxy_forwarding"))
-            steps += f" | {b.get('leader_skipped_passes', '-')}"
+            steps = " | ".join(fmt(b[k]) if k in b else "-" for k in STEP_COLUMNS)
+            steps += f" | {b.get('leader_skipped_passes', '-')} | {r.get('sync_waits_cancelled', '-')}"
             if r.get("ok"):
                 print(f"| {i} | {fmt(r['seconds'])} | {fmt(r['seconds'] - fi)} | {fmt(r['resolution'])} | {steps} |")
             else:
@@ -273,25 +324,35 @@ def cmd_report(args):
     print("Overhead = time - failInterval, split into the detection lag (first sentinel log line declaring the"
           " master failed, minus failInterval) and what follows detection (first committed write minus"
           " detection); medians over the runs that recovered.\n")
-    print("| fault | intervals | failInterval (s) | runs ok | times (s) | median (s) | min-max (s) |"
+    print("| fault | intervals | replication | failInterval (s) | runs ok | times (s) | median (s) | min-max (s) |"
           " median overhead (s) | detection lag (s) | detection to write (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (mode, iv), rs in groups.items():
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    medians = {}
+    for (mode, iv, repl), rs in groups.items():
         ok = [r for r in rs if r.get("ok")]
         secs = [r["seconds"] for r in ok]
         fi = rs[0]["fail_interval"]
-        runs_s = f"{len(ok)}/{len(rs)}"
-        name = f"{mode_name.get(mode, mode)} | {iv} (sleepInterval {rs[0]['sleep_interval']} s) | {fi} | {runs_s}"
+        name = (f"{MODE_NAME.get(mode, mode)} | {iv} (sleepInterval {rs[0]['sleep_interval']} s) | {repl} | {fi} | "
+                f"{len(ok)}/{len(rs)}")
         if not ok:
             print(f"| {name} | - | - | - | - | - | - |")
             continue
         med = statistics.median(secs)
+        medians[(mode, iv, repl)] = med
         det = [r["breakdown"]["detected"] for r in ok if "detected" in r.get("breakdown", {})]
         lag = fmt(statistics.median(det) - fi) if det else "-"
         after = [r["seconds"] - r["breakdown"]["detected"] for r in ok if "detected" in r.get("breakdown", {})]
         after_s = fmt(statistics.median(after)) if after else "-"
         print(f"| {name} | {', '.join(fmt(x) for x in secs)} | {fmt(med)} | {fmt(min(secs))}-{fmt(max(secs))} | "
               f"{fmt(med - fi)} | {lag} | {after_s} |")
+    pairs = [(m, iv) for (m, iv, repl) in medians if repl == "sync" and (m, iv, "async") in medians]
+    if pairs:
+        print("\n### Synchronous against asynchronous (same run)\n")
+        print("| fault | intervals | async median (s) | sync median (s) | sync - async (s) |")
+        print("|---|---|---|---|---|")
+        for m, iv in pairs:
+            a, sy = medians[(m, iv, "async")], medians[(m, iv, "sync")]
+            print(f"| {MODE_NAME.get(m, m)} | {iv} | {fmt(a)} | {fmt(sy)} | {sy - a:+.2f} |")
     return 0
 
 
@@ -301,6 +362,7 @@ def main():
     c = sub.add_parser("check")
     c.add_argument("--keepers", type=int, default=3)
     c.add_argument("--standbys", type=int, default=2)
+    c.add_argument("--sync", action="store_true")
     m = sub.add_parser("measure")
     m.add_argument("--psql", required=True)
     m.add_argument("--dsn", required=True)
@@ -314,6 +376,7 @@ def main():
     m.add_argument("--limit", type=float, default=2.0)
     b = sub.add_parser("breakdown")
     b.add_argument("--fault-wall", type=float, required=True)
+    b.add_argument("--old-master", default="")
     b.add_argument("--sentinel-logs", nargs="+", default=[])
     b.add_argument("--keeper-logs", nargs="+", default=[])
     b.add_argument("--proxy-logs", nargs="+", default=[])

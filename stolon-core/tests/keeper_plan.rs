@@ -437,7 +437,7 @@ fn a_stopped_standby_starts_following_its_db_and_drops_slots() {
 }
 
 #[test]
-fn a_running_standby_restarts_only_when_its_recovery_options_change() {
+fn a_running_standby_moves_upstream_only_when_its_recovery_options_change() {
     let mut c = Case::new(
         cd_with(db("d1", "k1", DbRole::Standby, DbInitMode::None)),
         local("d1", 2),
@@ -452,13 +452,53 @@ fn a_running_standby_restarts_only_when_its_recovery_options_change() {
     };
     let p = c.plan();
     assert!(!has(&p, |a| matches!(a, Action::Restart { .. } | Action::Reload { .. } | Action::Start { .. })));
-    // The followed DB moved: restart with the new primary_conninfo.
+    // The followed DB moved: PostgreSQL 13 and later reload the new primary_conninfo, older ones restart.
     c.cd.dbs.get_mut("d0").expect("d0").status.listen_address = "10.0.0.8".into();
+    let moved = |config: &ConfigSet| config.recovery.parameters["primary_conninfo"].contains("10.0.0.8");
     let p = c.plan();
-    assert!(has(
-        &p,
-        |a| matches!(a, Action::Restart { config } if config.recovery.parameters["primary_conninfo"].contains("10.0.0.8"))
-    ));
+    assert!(has(&p, |a| matches!(a, Action::Repoint { config } if moved(config))), "{p:?}");
+    assert!(!has(&p, |a| matches!(a, Action::Restart { .. } | Action::Reload { .. })), "{p:?}");
+    c.s.pg_major = Some(12);
+    let p = c.plan();
+    assert!(has(&p, |a| matches!(a, Action::Restart { config } if moved(config))), "{p:?}");
+    assert!(!has(&p, |a| matches!(a, Action::Repoint { .. })), "{p:?}");
+}
+
+#[test]
+fn a_running_master_that_lists_new_synchronous_standbys_releases_their_waiting_commits() {
+    let mut d1 = db("d1", "k1", DbRole::Master, DbInitMode::None);
+    d1.spec.synchronous_replication = true;
+    d1.spec.external_synchronous_standbys = Some(vec!["stolonfakestandby".into()]);
+    let mut c = Case::new(cd_with(d1), local("d1", 2), observed(DbRole::Master, true));
+    let cfg = c.config(false, RecoveryMode::None);
+    c.applied = Applied {
+        parameters: Some(cfg.parameters.clone()),
+        hba: Some(cfg.hba.clone()),
+        recovery: Some(Default::default()),
+        restricted_hba: false,
+    };
+    assert!(!has(&c.plan(), |a| matches!(a, Action::ReleaseSyncWaiters { .. })), "nothing changed");
+    let d1 = c.cd.dbs.get_mut("d1").expect("d1");
+    d1.spec.synchronous_standbys = Some(vec!["d2".into()]);
+    d1.spec.external_synchronous_standbys = Some(vec![]);
+    let p = c.plan();
+    let reload = p.actions.iter().position(|a| matches!(a, Action::Reload { .. }));
+    let release = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::ReleaseSyncWaiters { standbys } if standbys == &["stolon_d2".to_string()]));
+    assert!(reload.is_some() && release > reload, "the release follows the reload: {p:?}");
+    // Another parameter alone: no release.
+    let mut c2 = Case::new(c.cd.clone(), local("d1", 2), observed(DbRole::Master, true));
+    c2.applied = Applied { parameters: Some(c.config(false, RecoveryMode::None).parameters), ..c.applied.clone() };
+    c2.cd.dbs.get_mut("d1").expect("d1").spec.pg_parameters.insert("work_mem".into(), "8MB".into());
+    let p = c2.plan();
+    assert!(
+        has(&p, |a| matches!(a, Action::Reload { .. })) && !has(&p, |a| matches!(a, Action::ReleaseSyncWaiters { .. }))
+    );
+    // Just started (no waiting commit can exist): no release.
+    c.obs.running = false;
+    assert!(!has(&c.plan(), |a| matches!(a, Action::ReleaseSyncWaiters { .. })));
 }
 
 #[test]

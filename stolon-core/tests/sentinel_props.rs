@@ -5,8 +5,9 @@
 //! master; a new master was healthy, converged, allowed to be master, on the old master's system and
 //! timeline, valid, and within maxStandbyLag (async) or confirmed in the synchronous set (sync election);
 //! proxies are emptied when the master changes and pointed at a master only once every active proxy
-//! confirmed the emptied generation; the confirmed sync set stays within the configured one; generations
-//! never go back.
+//! confirmed the emptied generation; the confirmed sync set stays within the configured one; a master elected
+//! under synchronous replication waits for at least minSynchronousStandbys real standbys (or the fake one),
+//! never for itself or the failed master, with none confirmed yet; generations never go back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -227,6 +228,19 @@ fn check_step(old: &ClusterData, new: &ClusterData, active: &BTreeMap<String, Pr
         } else {
             let lag = om.status.x_log_pos.saturating_sub(nm.status.x_log_pos);
             prop_assert!(lag <= u64::from(old.cluster.spec.max_standby_lag()), "within maxStandbyLag");
+        }
+        if old.cluster.spec.sync_replication_active() {
+            // Strict synchronous replication from the promotion on: the new master waits for at least
+            // minSynchronousStandbys real standbys or blocks on the fake one; it never lists the failed old
+            // master or itself, and nothing is confirmed before its own keeper reports it.
+            let nm_new = &new.dbs[master];
+            let list = nm_new.spec.synchronous_standbys();
+            let min = usize::from(old.cluster.spec.min_synchronous_standbys());
+            let fake = nm_new.spec.external_synchronous_standbys().iter().any(|n| n == FAKE_STANDBY_NAME);
+            prop_assert!(nm_new.spec.synchronous_replication);
+            prop_assert!(fake || list.len() >= min, "new master lists {list:?}, min {min}, no fake standby");
+            prop_assert!(!list.contains(old_master_uid) && !list.contains(master), "{list:?}");
+            prop_assert!(nm_new.status.synchronous_standbys().is_empty(), "nothing confirmed at election");
         }
         prop_assert!(target.is_empty(), "proxies emptied on a master change");
     }

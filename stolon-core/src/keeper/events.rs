@@ -46,7 +46,7 @@ pub fn pass_events(input: &PlanInput<'_>, plan: &Plan) -> Vec<&'static str> {
             out.push(m::ROLE_STANDBY);
             if local == &Some(DbRole::Standby) {
                 out.push(m::ALREADY_STANDBY);
-                if has(|a| matches!(a, Action::Restart { .. })) {
+                if has(|a| matches!(a, Action::Restart { .. } | Action::Repoint { .. })) {
                     out.push(m::RECOVERY_PARAMETERS_CHANGED);
                 }
             }
@@ -62,9 +62,10 @@ pub fn pass_events(input: &PlanInput<'_>, plan: &Plan) -> Vec<&'static str> {
     let mut restricted = input.applied.restricted_hba;
     for a in &plan.actions {
         match a {
-            Action::Start { config, .. } | Action::Restart { config } | Action::Promote { config } => {
-                running = Some(config)
-            }
+            Action::Start { config, .. }
+            | Action::Restart { config }
+            | Action::Repoint { config }
+            | Action::Promote { config } => running = Some(config),
             Action::Reload { config } => reloaded = Some(config),
             Action::SetRestrictedHba(r) => restricted = *r,
             _ => {}

@@ -20,6 +20,7 @@ use crate::postgres::process::{InitdbOptions, POLL_INTERVAL};
 use crate::postgres::query::{LocalConn, RolesSpec, remote_checkpoint};
 use crate::postgres::replication::{identify_system, identify_system_at};
 use crate::postgres::resync::{ResyncSource, base_backup, rewind};
+use crate::postgres::sync_release::release_sync_waiters;
 use crate::postgres::{AuthMethod, PgError, PgProcess, PgResult, StopMode};
 
 /// How long a promotion may take (`pg_ctl promote -w` waits as long).
@@ -137,6 +138,23 @@ impl Executor {
                 self.stop().await?;
                 self.start(config, false).await?;
                 self.wait_ready_cd(cd).await
+            }
+            Action::Repoint { config } => {
+                tracing::info!("following a new upstream: reloading postgres");
+                self.applied.recovery = Some(config.recovery.clone());
+                self.write_and_reload(config).await
+            }
+            Action::ReleaseSyncWaiters { standbys } => {
+                match release_sync_waiters(&self.conn, standbys).await {
+                    Ok(true) => tracing::debug!(standbys = ?standbys, "asked the synchronous standbys for a reply"),
+                    Ok(false) => tracing::info!(
+                        standbys = ?standbys,
+                        "synchronous standbys not all reloaded in time; asked them for a reply anyway"
+                    ),
+                    // Not fatal: the commits are then released by the standbys' next reply.
+                    Err(e) => tracing::warn!(error = %e, "cannot ask the synchronous standbys for a reply"),
+                }
+                Ok(())
             }
             Action::RefreshSlots { wanted, must_succeed } => match self.refresh_slots(wanted).await {
                 Err(e) if !must_succeed => {

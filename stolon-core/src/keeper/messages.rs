@@ -299,12 +299,13 @@ pub fn failure_of(action: &Action) -> Option<&'static str> {
         Action::Resync(_) => "failed to resync from followed instance",
         Action::Promote { .. } => "failed to promote instance",
         Action::Restart { .. } => "failed to restart postgres instance",
-        Action::Reload { .. } => "failed to reload postgres instance",
+        Action::Reload { .. } | Action::Repoint { .. } => "failed to reload postgres instance",
         Action::CheckPendingRestart { automatic: true, .. } => "failed to restart postgres instance",
         Action::SaveDbState(_) | Action::MarkInitialized | Action::SaveGeneration(_) => "failed to save db local state",
         Action::RefreshSlots { .. } => UPDATE_SLOTS_FAILED,
         Action::SetRestrictedHba(_)
         | Action::CheckPendingRestart { automatic: false, .. }
-        | Action::CheckpointAfterPromotion => return None,
+        | Action::CheckpointAfterPromotion
+        | Action::ReleaseSyncWaiters { .. } => return None,
     })
 }

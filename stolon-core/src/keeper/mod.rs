@@ -3,13 +3,15 @@
 //! ([`execute`]), the check that rewound data can follow its source ([`divergence`]), the same-major guard on
 //! followed masters ([`major`]), local state files ([`state`]), the published KeeperInfo ([`report`]), gauges
 //! ([`metrics`]) and the loops ([`run`]); its HTTP API ([`api`]) and its role label ([`labels`]); its log
-//! messages in stolon's words ([`messages`]) and the events of a pass derived from its plan ([`events`]).
+//! messages in stolon's words ([`messages`]), the events of a pass derived from its plan ([`events`]) and the
+//! synchronous-failover shortcuts ([`fast_sync`]).
 
 pub mod api;
 pub mod db_config;
 pub mod divergence;
 pub mod events;
 pub mod execute;
+pub mod fast_sync;
 pub mod labels;
 pub mod major;
 pub mod messages;

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::db_config::{db_hba, db_parameters, standby_recovery, wanted_slots};
+use super::fast_sync::{repoint_by_reload, sync_waiters_to_release};
 use super::messages as m;
 use crate::cluster::{ClusterData, Db, DbInitMode, DbLocalState, DbRole, DbStatus, FollowType, PgParameters};
 use crate::ops::keeper::Directive;
@@ -198,6 +199,18 @@ pub enum Action {
     Restart {
         /// What to write.
         config: ConfigSet,
+    },
+    /// Rewrite the configuration with new upstream settings and reload: a running standby follows another
+    /// DB without a restart (see [`super::fast_sync::repoint_by_reload`]).
+    Repoint {
+        /// What to write.
+        config: ConfigSet,
+    },
+    /// Make the listed synchronous standbys reply once their WAL senders applied a reloaded
+    /// `synchronous_standby_names`, releasing the commits they already flushed (see [`super::fast_sync`]).
+    ReleaseSyncWaiters {
+        /// Application names of the synchronous standbys.
+        standbys: Vec<String>,
     },
     /// Make the stolon slots exactly `wanted` (others with the `stolon_` prefix dropped).
     RefreshSlots {
@@ -423,7 +436,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         started_with = Some(config);
                         running = true;
                     } else if applied.recovery.as_ref() != Some(&recovery) {
-                        actions.push(Action::Restart { config: config.clone() });
+                        let reload =
+                            applied.recovery.as_ref().is_some_and(|r| repoint_by_reload(s.pg_major, r, &recovery));
+                        if reload {
+                            actions.push(Action::Repoint { config: config.clone() });
+                        } else {
+                            actions.push(Action::Restart { config: config.clone() });
+                        }
                         started_with = Some(config);
                     }
                     if restricted {
@@ -464,13 +483,22 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
     let restart_for = crate::ops::restart::keeper_token(cd, &db.uid).filter(|t| *t != local.restarted_for);
     if let Some(token) = restart_for {
-        // A rolling restart's turn (an instance started in this pass counts as restarted).
-        if running && started_with.is_none() {
+        // A rolling restart's turn (an instance started in this pass counts as restarted; one repointed by
+        // a reload does not).
+        let repointed = actions.iter().any(|a| matches!(a, Action::Repoint { .. }));
+        if running && (started_with.is_none() || repointed) {
             actions.push(Action::Restart { config: config.clone() });
         }
         actions.push(Action::SaveDbState(DbLocalState { restarted_for: token.to_string(), ..local.clone() }));
     } else if running && (applied_params != Some(&config.parameters) || applied_hba != Some(&config.hba)) {
         actions.push(Action::Reload { config: config.clone() });
+        // A master running since before this pass may have commits waiting for standbys it now lists.
+        let release = (started_with.is_none() && target_role_is_master(db))
+            .then(|| sync_waiters_to_release(applied_params, &config.parameters))
+            .flatten();
+        if let Some(standbys) = release {
+            actions.push(Action::ReleaseSyncWaiters { standbys });
+        }
     }
     // Step 11 and 12. A promotion is reported converged before the slower checks: the sentinel routes the
     // proxies to this new master on that report.

@@ -213,7 +213,7 @@ fn abort(cd: &mut ClusterData, sw: &Switchover, why: String, now: Timestamp) {
 
 fn promote(cd: &mut ClusterData, sw: &Switchover, now: Timestamp) {
     tracing::info!(from = %sw.from_db, to = %sw.to_db, "switchover: the candidate has every WAL byte of the old master; promoting it");
-    crate::sentinel::election::apply_election(cd, &sw.from_db, &sw.to_db);
+    crate::sentinel::election::apply_election(cd, &sw.from_db, &sw.to_db, None);
     if let Some(old) = cd.dbs.get_mut(&sw.from_db) {
         old.spec.role = Some(DbRole::Standby);
         old.spec.follow_config = Some(FollowConfig {

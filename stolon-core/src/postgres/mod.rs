@@ -1,5 +1,6 @@
 //! One PostgreSQL instance: versions, configuration files, pg_hba, processes (initdb, postmaster, pg_ctl),
-//! local queries, replication facts, resync (pg_basebackup, pg_rewind) and the observed state.
+//! local queries, replication facts, resync (pg_basebackup, pg_rewind), the observed state and the release of
+//! commits waiting for synchronous standbys.
 
 pub mod config;
 pub mod control;
@@ -13,6 +14,7 @@ pub mod query;
 pub mod replication;
 pub mod resync;
 pub mod secret_file;
+pub mod sync_release;
 pub mod version;
 
 pub use error::{PgError, PgResult};

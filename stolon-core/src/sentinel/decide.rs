@@ -155,7 +155,7 @@ fn normal(
     }
 
     if wanted_uid != cur_uid {
-        apply_election(newcd, &cur_uid, &wanted_uid);
+        apply_election(newcd, &cur_uid, &wanted_uid, Some(judge));
     } else {
         steady_state(cd, newcd, &cur_uid, active, judge, entropy);
     }

@@ -6,7 +6,9 @@ use super::candidacy::rejections;
 use super::health::Convergence;
 use super::init::external_follow_config;
 use super::messages as m;
-use super::model_ext::{DbKind, FAKE_STANDBY_NAME, db_kind, intersection, keeper_of, sorted};
+use super::model_ext::{DbKind, db_kind, intersection, keeper_of};
+use super::standbys::set_followers;
+use super::sync_election::{carried_over_sync, elected_sync};
 use crate::cluster::{ClusterData, ClusterRole, Db, DbRole};
 
 /// Whether the current master is fine: healthy and not stuck in a failed convergence.
@@ -95,11 +97,18 @@ pub(crate) fn choose_new_master(cd: &ClusterData, master: &Db, judge: Judge<'_>)
 }
 
 /// Applies an election in `newcd`: the old master keeps its role but loses its followers, the new master
-/// becomes master (or standby cluster head), proxies are emptied, and the synchronous standby list is
-/// carried over with the new master replaced by the old one.
-pub(crate) fn apply_election(newcd: &mut ClusterData, old_uid: &str, new_uid: &str) {
+/// becomes master (or standby cluster head), proxies are emptied. Under synchronous replication, a failover
+/// (`failover` carries the pass's judge) gives the new master real synchronous standbys, none confirmed, and
+/// every standby as a follower (see [`super::sync_election`]; stolon listed the failed old master instead); a
+/// switchover (`None`) carries the old master's list over with the new master replaced by the old one, which
+/// rejoins as its standby.
+pub(crate) fn apply_election(newcd: &mut ClusterData, old_uid: &str, new_uid: &str, failover: Option<Judge<'_>>) {
     let spec = newcd.cluster.spec.clone();
-    let old_sync = newcd.dbs.get(old_uid).map(|db| db.spec.synchronous_standbys().to_vec()).unwrap_or_default();
+    let sync = match (newcd.dbs.get(old_uid), newcd.dbs.get(new_uid), failover) {
+        _ if !spec.sync_replication_active() => None,
+        (Some(old), Some(new), Some(judge)) => Some(elected_sync(newcd, old, new, judge)),
+        _ => Some(carried_over_sync(newcd, old_uid, new_uid)),
+    };
     if let Some(old) = newcd.dbs.get_mut(old_uid) {
         old.spec.followers = Some(Vec::new());
     }
@@ -116,21 +125,20 @@ pub(crate) fn apply_election(newcd: &mut ClusterData, old_uid: &str, new_uid: &s
         db.spec.role = Some(DbRole::Master);
         db.spec.follow_config = None;
     }
-    if spec.sync_replication_active() {
-        let list: Vec<String> =
-            old_sync.iter().map(|u| if u == new_uid { old_uid.to_string() } else { u.clone() }).collect();
-        let list = sorted(list);
-        let external = if list.is_empty() && spec.min_synchronous_standbys() > 0 {
-            vec![FAKE_STANDBY_NAME.to_string()]
-        } else {
-            vec![]
-        };
+    if let Some(sync) = sync {
+        tracing::info!(db = %new_uid, synchronous_standbys = ?sync.standbys, external = ?sync.external, "synchronous standbys of the new master");
         db.spec.synchronous_replication = true;
-        db.spec.synchronous_standbys = Some(list);
-        db.spec.external_synchronous_standbys = Some(external);
+        db.spec.synchronous_standbys = Some(sync.standbys);
+        db.spec.external_synchronous_standbys = Some(sync.external);
+        if failover.is_some() {
+            db.status.synchronous_standbys = None;
+        }
     } else {
         db.spec.synchronous_replication = false;
         db.spec.synchronous_standbys = None;
         db.spec.external_synchronous_standbys = None;
+    }
+    if failover.is_some() {
+        set_followers(newcd, new_uid);
     }
 }

@@ -7,11 +7,12 @@
 //! SentinelInfo publication, reading infos, and compare-and-swap writes of the decision.
 //!
 //! Module map: [`health`] (keeper/DB health, timers), `assess` (DB validity and status), `init`
-//! (initialization phase), `election` (master choice), [`candidacy`] (why a DB cannot be elected), `standbys` (standby set), `major` (standbys only on
-//! keepers of the master's PostgreSQL major version), `sync` (synchronous standbys), [`proxies`] (active
-//! proxies and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), `view` (the
-//! watch-fed copies of the store a pass reads), [`run`] (the loop), [`messages`] (its log messages, in stolon's
-//! words).
+//! (initialization phase), `election` (master choice), [`candidacy`] (why a DB cannot be elected), `standbys`
+//! (standby set), `major` (standbys only on keepers of the master's PostgreSQL major version), `sync`
+//! (synchronous standbys), `sync_election` (a new master's synchronous standbys), [`proxies`] (active proxies
+//! and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), `view` (the
+//! watch-fed copies of the store a pass reads), [`run`] (the loop), [`messages`] (its log messages, in
+//! stolon's words).
 
 mod assess;
 pub mod candidacy;
@@ -30,6 +31,7 @@ pub mod removed;
 pub mod run;
 mod standbys;
 mod sync;
+mod sync_election;
 mod view;
 
 pub use candidacy::Rejection;
@@ -42,3 +44,4 @@ pub use model_ext::{FAKE_STANDBY_NAME, NOT_INCREASING_XLOGPOS_LIMIT, wal_segment
 pub use proxies::active_proxies;
 pub use removed::{Screened, screen_keeper_infos};
 pub use run::{ELECTION_TTL, KUBERNETES_ELECTION_TTL, Sentinel, SentinelConfig, SentinelStats, election_ttl_for};
+pub use sync_election::awaiting_sync_confirmation;

@@ -10,9 +10,9 @@
 //! reads everything from the store. A pass runs when leadership is
 //! acquired, when the cluster data changes in the store (watch; our own writes are ignored), when a failure
 //! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
-//! `sleepInterval` later), while a newly elected master is not yet converged and routed the moment a keeper
-//! publishes a new info (seen by the keeper watch; polled every [`INFO_POLL`] while that watch is broken),
-//! and otherwise every `sleepInterval`.
+//! `sleepInterval` later), while a newly elected master is not yet converged and routed or the master has
+//! synchronous standbys not confirmed yet the moment a keeper publishes a new info (seen by the keeper watch;
+//! polled every [`INFO_POLL`] while that watch is broken), and otherwise every `sleepInterval`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use super::entropy::OsEntropy;
 use super::error::DecideError;
 use super::health::Histories;
 use super::messages as m;
+use super::sync_election::awaiting_sync_confirmation;
 use super::view::{InfosError, SentinelView, Source, info_signature, needs_confirmation};
 use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, defaults, new_uid};
 use crate::store::{ClusterStore, sentinel_info_ttl};
@@ -252,7 +253,8 @@ impl Sentinel {
     }
 
     /// Records when the next pass is due besides the regular one: at the earliest unexpired failure timer
-    /// of `hist`, and on new keeper infos while `cd`'s master is not converged and routed.
+    /// of `hist`, and on new keeper infos while `cd`'s master is not converged and routed or waits for the
+    /// confirmation of a synchronous standby.
     fn schedule(
         &self,
         state: &mut LoopState,
@@ -280,7 +282,8 @@ impl Sentinel {
         let awaiting = switching
             || cd
                 .master_db()
-                .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid);
+                .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid)
+            || awaiting_sync_confirmation(cd);
         state.awaited_infos = awaiting.then(|| info_signature(keepers));
         state.info_poll = if switching { OPS_INFO_POLL } else { INFO_POLL };
     }

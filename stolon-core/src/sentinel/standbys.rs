@@ -143,18 +143,15 @@ pub(crate) fn repoint(newcd: &mut ClusterData, master_uid: &str) {
     }
 }
 
-/// Sets the master's followers to the sorted DBs following it.
+/// Sets the master's followers: every standby-type DB, sorted. They all follow the master, or will once it
+/// converged (right after an election they still follow the previous master): listing them at once lets the
+/// new master's keeper create their replication slots while promoting, before they are pointed at it (stolon
+/// listed only the DBs already following it, so a standby could ask for its slot before it existed).
 pub(crate) fn set_followers(newcd: &mut ClusterData, master_uid: &str) {
     let mut followers: Vec<String> = newcd
         .dbs
         .values()
-        .filter(|db| db.uid != master_uid)
-        .filter(|db| {
-            db.spec
-                .follow_config
-                .as_ref()
-                .is_some_and(|f| f.follow_type == Some(FollowType::Internal) && f.db_uid == master_uid)
-        })
+        .filter(|db| db.uid != master_uid && db_kind(db) == Some(DbKind::Standby))
         .map(|db| db.uid.clone())
         .collect();
     followers.sort();

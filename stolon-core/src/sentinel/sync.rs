@@ -2,24 +2,20 @@
 //! configured on the master and confirmed in sync, and the set changes only through a union step so that a
 //! confirmed member is always kept.
 
-use super::assess::Judge;
+use super::assess::{Judge, Status};
 use super::election::best_standbys;
 use super::messages as m;
-use super::model_ext::{FAKE_STANDBY_NAME, difference, intersection, keeper_can_be_sync, keeper_of, same_set, sorted};
+use super::model_ext::{
+    DbKind, FAKE_STANDBY_NAME, difference, intersection, keeper_can_be_sync, keeper_of, same_set, sorted,
+};
+use super::sync_election::sync_bounds;
 use crate::cluster::ClusterData;
 
 /// Updates the master's synchronous standby spec and status in `newcd`. `good` lists the good valid
 /// standbys of this pass.
 pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String], judge: Judge<'_>) {
-    let spec = newcd.cluster.spec.clone();
-    let (mut min, mut max, mut merge) =
-        (usize::from(spec.min_synchronous_standbys()), usize::from(spec.max_synchronous_standbys()), true);
     let Some(master) = newcd.dbs.get(master_uid) else { return };
-    let version = keeper_of(newcd, master).map(|k| k.status.postgres_binary_version).unwrap_or_default();
-    if version.maj == 9 && version.min <= 5 {
-        // PostgreSQL <= 9.5 can only wait for one named standby.
-        (min, max, merge) = (1, 1, false);
-    }
+    let (min, max, merge) = sync_bounds(newcd, master);
     // Candidates to fill the set, computed before the master entry is borrowed mutably.
     let fill: Vec<String> = best_standbys(newcd, master, judge, false)
         .into_iter()
@@ -36,6 +32,7 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
         .map(|db| db.uid.clone())
         .collect();
     let exists = |uid: &String| existing.contains(uid);
+    let converging = judge.valid_by_status(newcd, DbKind::Standby, Status::Converging);
 
     let Some(master) = newcd.dbs.get_mut(master_uid) else { return };
     let mut spec_list = master.spec.synchronous_standbys().to_vec();
@@ -47,7 +44,13 @@ pub(crate) fn maintain(newcd: &mut ClusterData, master_uid: &str, good: &[String
         let reported = intersection(&master.status.cur_synchronous_standbys, &spec_list);
         status_list.extend(difference(&reported, &status_list));
         let unconfirmed = difference(&spec_list, &status_list);
-        if unconfirmed.iter().any(|uid| !exists(uid) || !good.contains(uid)) {
+        // A standby still converging (e.g. just pointed at a new master) is waited for while the confirmed
+        // ones are fewer than the minimum and no good standby could replace it: falling back would then only
+        // list the fake standby, which blocks commits just the same, and longer.
+        let wait_converging = status_list.len() < min && fill.iter().all(|u| spec_list.contains(u));
+        let dropped =
+            |uid: &String| !exists(uid) || !(good.contains(uid) || (wait_converging && converging.contains(uid)));
+        if unconfirmed.iter().any(dropped) {
             tracing::info!(master = %master_uid, "{}", m::SYNC_STANDBYS_BACK_TO_CONFIRMED);
             spec_list = sorted(status_list.clone());
         }

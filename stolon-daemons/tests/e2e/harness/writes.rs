@@ -76,6 +76,11 @@ impl WriteChecker {
         .await
     }
 
+    /// How many writes were acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        self.acked.load(Ordering::SeqCst)
+    }
+
     /// Stops writing and sampling.
     pub async fn finish(self) -> R<WriteReport> {
         self.stop.store(true, Ordering::SeqCst);

@@ -14,8 +14,14 @@
 //!   [`release_sync_waiters`](crate::postgres::sync_release::release_sync_waiters)): the standbys flush it and
 //!   reply, and PostgreSQL releases every commit up to it. Nothing is acknowledged to a client by that:
 //!   waiting commits are released only by a reply of a listed standby, as always.
+//! - [`interruptible`] and [`db_assignment`]: a pass that only does routine work (slots, the pending-restart
+//!   check, recording the generation) is cut short when the sentinel changes this keeper's DB meanwhile, and
+//!   the next pass starts at once. Such a pass takes a second or two on a loaded machine (each query opens a
+//!   connection); a standby told to follow a new master during it otherwise waits for its end, and under
+//!   synchronous replication the new master's commits wait for that standby.
 
-use crate::cluster::PgParameters;
+use super::plan::{Action, Plan};
+use crate::cluster::{ClusterData, PgParameters};
 use crate::postgres::config::{RecoveryMode, RecoveryOptions};
 
 /// The oldest PostgreSQL major version that reloads `primary_conninfo` and `primary_slot_name`.
@@ -54,6 +60,26 @@ pub fn sync_waiters_to_release(applied: Option<&PgParameters>, wanted: &PgParame
     Some(standby_names(new))
 }
 
+/// Whether `plan` may be abandoned between or during its actions when the keeper's DB assignment changes:
+/// only routine actions, each repeated by every pass and harmless when cut (slot refresh, the
+/// pending-restart check without an automatic restart, recording the generation).
+pub fn interruptible(plan: &Plan) -> bool {
+    plan.actions.iter().all(|a| {
+        matches!(
+            a,
+            Action::RefreshSlots { .. }
+                | Action::CheckPendingRestart { automatic: false, .. }
+                | Action::SaveGeneration(_)
+        )
+    })
+}
+
+/// The DB assigned to `keeper_uid` in `cd` and its generation: the sentinel bumps the generation whenever
+/// it changes the DB's spec (another upstream, other synchronous standbys, a promotion).
+pub fn db_assignment(cd: &ClusterData, keeper_uid: &str) -> Option<(String, i64)> {
+    cd.db_of_keeper(keeper_uid).map(|db| (db.uid.clone(), db.generation))
+}
+
 /// The names listed in a `synchronous_standby_names` value as the keeper writes it (`name`, or
 /// `N (a,b,...)`).
 fn standby_names(value: &str) -> Vec<String> {
@@ -77,6 +103,40 @@ mod tests {
             r.parameters.insert(k.to_string(), v.to_string());
         }
         r
+    }
+
+    fn plan_of(actions: Vec<Action>) -> Plan {
+        Plan { actions, outcome: crate::keeper::plan::Outcome::Converged, target_role: None, local_role: None }
+    }
+
+    #[test]
+    fn only_routine_passes_are_interruptible() {
+        let slots = Action::RefreshSlots { wanted: Default::default(), must_succeed: false };
+        let config = crate::keeper::plan::ConfigSet {
+            parameters: PgParameters::new(),
+            hba: Vec::new(),
+            recovery: RecoveryOptions::default(),
+        };
+        let check = |automatic| Action::CheckPendingRestart { automatic, config: config.clone() };
+        assert!(interruptible(&plan_of(vec![slots.clone(), check(false), Action::SaveGeneration(3)])));
+        assert!(interruptible(&plan_of(Vec::new())));
+        assert!(!interruptible(&plan_of(vec![slots.clone(), check(true)])), "an automatic restart runs to its end");
+        assert!(!interruptible(&plan_of(vec![Action::Repoint { config: config.clone() }, slots.clone()])));
+        assert!(!interruptible(&plan_of(vec![Action::Reload { config: config.clone() }, check(false)])));
+        assert!(!interruptible(&plan_of(vec![Action::Promote { config }])));
+    }
+
+    #[test]
+    fn the_assignment_is_the_db_and_its_generation() {
+        let mut cd = ClusterData::default();
+        let mut db = crate::cluster::Db { uid: "db1".into(), generation: 4, ..Default::default() };
+        db.spec.keeper_uid = "k1".into();
+        cd.dbs.insert("db1".into(), db);
+        assert_eq!(db_assignment(&cd, "k1"), Some(("db1".to_string(), 4)));
+        assert_eq!(db_assignment(&cd, "k2"), None);
+        let before = db_assignment(&cd, "k1");
+        cd.dbs.get_mut("db1").unwrap().generation = 5;
+        assert_ne!(db_assignment(&cd, "k1"), before);
     }
 
     #[test]

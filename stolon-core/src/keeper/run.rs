@@ -14,6 +14,7 @@ use super::api::view::open_ended_action;
 use super::api::{KeeperLoop, KeeperView};
 use super::events::pass_events;
 use super::execute::Executor;
+use super::fast_sync::{db_assignment, interruptible};
 use super::messages;
 use super::metrics::KeeperMetrics;
 use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
@@ -366,7 +367,18 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
         if open_ended.is_some() {
             shared.view.open_ended(KeeperLoop::StateMachine, open_ended);
         }
-        let executed = ex.execute(&p, &cd).await;
+        let executed = if interruptible(&p) {
+            tokio::select! {
+                executed = ex.execute(&p, &cd) => executed,
+                () = assignment_changed(shared, &cd) => {
+                    tracing::debug!("our db changed in the cluster data: routine pass cut short");
+                    shared.cd_changed.notify_one();
+                    return Ok(());
+                }
+            }
+        } else {
+            ex.execute(&p, &cd).await
+        };
         if open_ended.is_some() {
             shared.view.open_ended(KeeperLoop::StateMachine, None);
         }
@@ -392,6 +404,25 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
         }
     }
     Ok(())
+}
+
+/// Returns once the DB assigned to this keeper in the watched cluster data differs from the one in `cd`
+/// (see [`super::fast_sync::interruptible`]); never when the watch ends.
+async fn assignment_changed(shared: &Shared, cd: &ClusterData) {
+    let uid = &shared.cfg.settings.uid;
+    let before = db_assignment(cd, uid);
+    let mut changes = shared.cd_view.subscribe();
+    changes.borrow_and_update();
+    loop {
+        if let Ok(Some(v)) = shared.store.cluster_data_via(&shared.cd_view).await
+            && db_assignment(&v.data, uid) != before
+        {
+            return;
+        }
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 async fn pg_state_loop(shared: Arc<Shared>) {

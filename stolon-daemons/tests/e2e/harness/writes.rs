@@ -29,6 +29,8 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A running checker; [`WriteChecker::finish`] stops it.
 pub struct WriteChecker {
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    writing: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
     writer: JoinHandle<Vec<i32>>,
     sampler: JoinHandle<Sampled>,
@@ -59,11 +61,29 @@ impl WriteChecker {
         let client = sql::connect(port).await?;
         sql::exec(&client, &format!("CREATE TABLE IF NOT EXISTS {WRITES_TABLE} (id INT PRIMARY KEY)")).await?;
         let stop = Arc::new(AtomicBool::new(false));
+        let (paused, writing) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let acked = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(write_loop(port, Some(client), stop.clone(), acked.clone()));
+        let flags = Flags { stop: stop.clone(), paused: paused.clone(), writing: writing.clone() };
+        let writer = tokio::spawn(write_loop(port, Some(client), flags, acked.clone()));
         let ports: Vec<u16> = cluster.proxies.iter().map(|p| p.port).collect();
         let sampler = tokio::spawn(sample_loop(ports, stop.clone()));
-        Ok(WriteChecker { stop, acked, writer, sampler })
+        Ok(WriteChecker { stop, paused, writing, acked, writer, sampler })
+    }
+
+    /// Stops starting writes and waits until the write in flight, if any, has its outcome: from then on no
+    /// write of the checker is in flight until [`WriteChecker::resume`] (e.g. a fault injected with no WAL
+    /// in flight).
+    pub async fn pause(&self, limit: Duration) -> R<()> {
+        self.paused.store(true, Ordering::SeqCst);
+        wait_for("the write in flight to end", limit, || async {
+            if self.writing.load(Ordering::SeqCst) { Err(anyhow::anyhow!("a write in flight")) } else { Ok(Some(())) }
+        })
+        .await
+    }
+
+    /// Starts writing again after [`WriteChecker::pause`].
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
     }
 
     /// Waits until at least `n` writes were acknowledged, so that a fault injected next hits a writer that
@@ -119,16 +139,32 @@ impl WriteReport {
     }
 }
 
-async fn write_loop(port: u16, mut client: Option<Client>, stop: Arc<AtomicBool>, count: Arc<AtomicUsize>) -> Vec<i32> {
+/// The writer's controls: `stop` ends it; while `paused`, it starts no write; `writing` is set while a
+/// write is in flight (set before `paused` is read, so that a pause never misses a write starting).
+struct Flags {
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    writing: Arc<AtomicBool>,
+}
+
+async fn write_loop(port: u16, mut client: Option<Client>, flags: Flags, count: Arc<AtomicUsize>) -> Vec<i32> {
+    let Flags { stop, paused, writing } = flags;
     let start = Instant::now();
     let mut acked = Vec::new();
     let mut id = 0;
     while !stop.load(Ordering::SeqCst) && id < MAX_ATTEMPTS && start.elapsed() < MAX_RUN {
+        writing.store(true, Ordering::SeqCst);
+        if paused.load(Ordering::SeqCst) {
+            writing.store(false, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let c = match client.take() {
             Some(c) => c,
             None => match sql::connect(port).await {
                 Ok(c) => c,
                 Err(_) => {
+                    writing.store(false, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -136,7 +172,9 @@ async fn write_loop(port: u16, mut client: Option<Client>, stop: Arc<AtomicBool>
         };
         id += 1;
         let statement = format!("INSERT INTO {WRITES_TABLE} VALUES ($1)");
-        match tokio::time::timeout(WRITE_TIMEOUT, c.execute(&statement, &[&id])).await {
+        let outcome = tokio::time::timeout(WRITE_TIMEOUT, c.execute(&statement, &[&id])).await;
+        writing.store(false, Ordering::SeqCst);
+        match outcome {
             Ok(Ok(_)) => {
                 acked.push(id);
                 count.fetch_add(1, Ordering::SeqCst);

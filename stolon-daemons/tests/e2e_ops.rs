@@ -34,11 +34,12 @@ const NOT_DECIDED: Duration = Duration::from_secs(16);
 fn main() {
     let all = vec![
         // CI runs these on etcd v3 except TestSwitchoverToKeeper (covered by TestSwitchoverRequests' named
-        // switchover); the full suite runs every scenario here on every store backend.
-        Scenario::full("TestSwitchoverSyncRepl", |env| test_switchover(env, Variant::SyncRepl, false)),
+        // switchover); the full suite runs every scenario here on every store backend. Trials start in this
+        // order, three at a time: the longest first, the shortest last, so that it fills the first free slot.
+        Scenario::full("TestKeeperMaintenanceAndPriority", ops::keepers::test_maintenance_and_priority),
         Scenario::full("TestSwitchoverRequests", ops::requests::test_switchover_requests),
         Scenario::full("TestPauseMasterDiesAndPauseFor", ops::pause::test_pause),
-        Scenario::full("TestKeeperMaintenanceAndPriority", ops::keepers::test_maintenance_and_priority),
+        Scenario::full("TestSwitchoverSyncRepl", |env| test_switchover(env, Variant::SyncRepl, false)),
         Scenario::extended("TestSwitchoverToKeeper", |env| test_switchover(env, Variant::Async, true)),
     ];
     harness::runner::run(all);

@@ -22,8 +22,8 @@ pub enum ForwardingMode {
     Userspace,
 }
 
-/// The default `--forwarding`: see docs/benchmarks.md (kernel forwarding is opt-in unless it beats
-/// userspace forwarding by 15%).
+/// The default `--forwarding`. Kernel forwarding beats userspace by 20-37% (docs/benchmarks.md) but stays
+/// opt-in until its back-pressure is bounded (docs/proxy.md, "Kernel forwarding").
 pub const DEFAULT_MODE: ForwardingMode = ForwardingMode::Userspace;
 
 impl FromStr for ForwardingMode {

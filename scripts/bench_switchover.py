@@ -192,7 +192,7 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.b, self.kind = bench, kind
         self.attempts, self.lock, self.stopping = [], threading.Lock(), threading.Event()
-        self.session = None
+        self.session, self.pending, self.got = None, b"", []
 
     def record(self, start, wid, ok):
         with self.lock:
@@ -228,27 +228,34 @@ class Writer(threading.Thread):
 
     def write_persistent(self, wid):
         if self.session is None or self.session.poll() is not None:
+            # Binary and unbuffered: lines are split here, so select() on the pipe never waits for bytes that
+            # a buffered reader already took (a second line read together with the first would stall it).
             self.session = subprocess.Popen([self.b.psql, self.b.dsn, "-X", "-q", "-A", "-t"], env=self.b.env,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                                            stderr=subprocess.DEVNULL, bufsize=0)
+            self.pending = b""
+        self.got = []
         try:
-            self.session.stdin.write(f"insert into bench_switchover values ({wid}) returning id;\n\\echo END\n")
-            self.session.stdin.flush()
+            self.session.stdin.write(f"insert into bench_switchover values ({wid}) returning id;\n\\echo END\n"
+                                     .encode())
         except OSError:
             self.close()
             return False
-        got, deadline = [], time.monotonic() + WRITE_LIMIT
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.session.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+        fd, deadline = self.session.stdout.fileno(), time.monotonic() + WRITE_LIMIT
+        while True:
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                line = line.strip().decode(errors="replace")
+                if line == "END":
+                    return str(wid) in self.got
+                self.got.append(line)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 break
-            line = self.session.stdout.readline()
-            if not line:  # psql exited: the connection broke
+            chunk = os.read(fd, 4096)
+            if not chunk:  # psql exited: the connection broke
                 break
-            line = line.strip()
-            if line == "END":
-                return str(wid) in got
-            got.append(line)
+            self.pending += chunk
         self.close()  # timeout or broken: a new session next time
         return False
 

@@ -3,7 +3,8 @@
 //! connections over the two standbys, stops using a standby whose replay is paused while the master writes
 //! and closes its connections, refuses when no standby qualifies (or falls back to the master when asked),
 //! takes a standby back once it caught up, and closes the connections to a standby that gets promoted; the
-//! master port's connection lives through all of it until the failover.
+//! master port's connection lives through all of it until the failover. The first proxy forwards in the
+//! kernel (`--forwarding kernel`, which must load here), the second in userspace: both modes, end to end.
 
 #[path = "e2e/harness/mod.rs"]
 mod harness;
@@ -136,7 +137,7 @@ async fn test_read_only_port(env: Env) -> R<()> {
     let mut c = TestCluster::start(&env, &harness::base_spec(), 3, 1, 0).await?;
     let (ro, ro_fallback) = (free_port(), free_port());
     let (ro_text, ro_fallback_text) = (ro.to_string(), ro_fallback.to_string());
-    c.add_proxy_with(&["--read-only-port", &ro_text, "--read-only-max-lag", MAX_LAG]).await?;
+    c.add_proxy_with(&["--read-only-port", &ro_text, "--read-only-max-lag", MAX_LAG, "--forwarding", "kernel"]).await?;
     let fallback =
         ["--read-only-port", &ro_fallback_text, "--read-only-max-lag", MAX_LAG, "--read-only-fallback", "master"];
     c.add_proxy_with(&fallback).await?;

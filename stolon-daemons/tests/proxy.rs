@@ -33,11 +33,16 @@ struct ProxyProcess {
 
 impl ProxyProcess {
     fn start(etcd: &EtcdServer, cluster: &str, forwarding: &str) -> ProxyProcess {
+        Self::start_in(proxy_command(&[]), etcd, cluster, forwarding)
+    }
+
+    /// Starts the proxy through `command` (the binary, or a wrapper running it).
+    fn start_in(mut command: Command, etcd: &EtcdServer, cluster: &str, forwarding: &str) -> ProxyProcess {
         let (port, metrics_port) = (free_port(), free_port());
         let log_path =
             std::env::temp_dir().join(format!("stolon-proxy-test-{cluster}-{forwarding}-{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("proxy log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stolon-proxy"))
+        let child = command
             .args(["--cluster-name", cluster, "--store-backend", "etcdv3", "--store-endpoints", &etcd.endpoint()])
             .args(["--store-timeout", "1s", "--listen-address", "127.0.0.1", "--port", &port.to_string()])
             .args(["--metrics-listen-address", &format!("127.0.0.1:{metrics_port}"), "--log-level", "debug"])
@@ -73,6 +78,24 @@ impl ProxyProcess {
         body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 }
+
+/// The proxy binary; with `wrapper` (a command and its arguments, ending in `--`), run through it.
+fn proxy_command(wrapper: &[&str]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_stolon-proxy");
+    match wrapper.split_first() {
+        None => Command::new(binary),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+    }
+}
+
+/// `setpriv` running the proxy without the capabilities kernel forwarding needs (CAP_BPF, CAP_SYS_ADMIN,
+/// CAP_NET_ADMIN: gone from the bounding and inheritable sets, so even root cannot use them).
+const WITHOUT_BPF_CAPS: &[&str] =
+    &["setpriv", "--inh-caps=-bpf,-sys_admin,-net_admin", "--bounding-set=-bpf,-sys_admin,-net_admin", "--"];
 
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
@@ -385,4 +408,60 @@ async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth(
     let outside = (rss_kib(proxy.pid()) * 1024) as f64;
     assert!(rss > 0.5 * outside && rss < 2.0 * outside, "process_resident_memory_bytes {rss}, /proc {outside}");
     assert!(proxy.metric("process_cpu_seconds_total").await.is_some_and(|c| c > 0.0), "process_cpu_seconds_total");
+}
+
+/// `--forwarding auto` where kernel forwarding cannot load (no CAP_BPF, CAP_SYS_ADMIN, CAP_NET_ADMIN): one
+/// warning, the fallback metric, and connections forwarded in userspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_userspace_without_the_capabilities() {
+    let etcd = EtcdServer::start().expect("etcd");
+    let cluster = "proxy-auto-fallback";
+    let store = cluster_store(&etcd, cluster).await;
+    let proxy = ProxyProcess::start_in(proxy_command(WITHOUT_BPF_CAPS), &etcd, cluster, "auto");
+    let fallback = eventually("the fallback metric", || proxy.metric("stolon_proxy_kernel_forwarding_fallback")).await;
+    assert_eq!(fallback, 1.0, "auto without the capabilities must fall back");
+    assert_eq!(proxy.metric("stolon_proxy_kernel_forwarding").await, Some(0.0));
+
+    // A target that echoes: bytes go through the proxy both ways.
+    let target = TcpListener::bind("127.0.0.1:0").await.expect("bind the target");
+    let target_port = target.local_addr().expect("target address").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = target.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    store.put_cluster_data(&cluster_data(&[("db1", target_port)], "db1", &[], 1)).await.expect("write cd");
+    let uid = proxy_uid_at(&store, 1).await;
+    store.put_cluster_data(&cluster_data(&[("db1", target_port)], "db1", &[&uid], 2)).await.expect("write cd");
+    proxy_uid_at(&store, 2).await;
+    let mut client = TcpStream::connect(proxy.addr()).await.expect("connect through the proxy");
+    client.write_all(b"through userspace").await.expect("write");
+    let mut echoed = [0u8; 17];
+    tokio::time::timeout(WAIT, client.read_exact(&mut echoed)).await.expect("echo timed out").expect("echo");
+    assert_eq!(&echoed, b"through userspace");
+
+    let log = std::fs::read_to_string(&proxy.log_path).expect("proxy log");
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("kernel forwarding unavailable")).collect();
+    assert_eq!(warnings.len(), 1, "one warning line expected: {warnings:?}");
+    assert!(warnings[0].contains("forwarding in userspace") && warnings[0].contains("Operation not permitted"));
+}
+
+/// `--forwarding kernel` under the same conditions: a start-up error naming the refused step, exit status 1.
+#[test]
+fn kernel_fails_at_start_without_the_capabilities() {
+    let output = proxy_command(WITHOUT_BPF_CAPS)
+        .args(["--cluster-name", "proxy-kernel-refused", "--store-backend", "etcdv3"])
+        .args(["--store-endpoints", "http://127.0.0.1:1", "--forwarding", "kernel"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run stolon-proxy");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--forwarding kernel: cannot create the SOCKHASH map: Operation not permitted"),
+        "stderr: {stderr}"
+    );
 }

@@ -7,9 +7,11 @@ mod harness;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use harness::recovery::{self, RejoinPath};
 use harness::sql;
 use harness::writes::WriteChecker;
 use harness::{Env, R, Scenario, TestCluster, Variant, WAIT, master_keeper, never, wait_for};
+use stolon_core::sentinel::messages::REMOVING_INVALID_DB;
 
 /// The sleepInterval and failInterval of the harness's spec.
 const SLEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -45,6 +47,19 @@ fn main() {
     }
     all.push(Scenario::full("TestDisappearedKeeperData", test_disappeared_keeper_data));
     all.push(Scenario::full("TestFailoverSyncReplRemainingStandby", test_failover_sync_repl_remaining_standby));
+    // CI runs the pg_rewind variant (the rewind of a standby that replayed WAL past the fork point); the base
+    // backup variant is in the full suite.
+    // CI runs the case pg_rewind alone gets wrong (WAL received past the fork point, not replayed); the
+    // replayed case (pg_rewind rewinds) and the base backup variant are in the full suite.
+    all.push(Scenario::full("TestFailoverAheadStandbyUnreplayedSyncReplPgrewind", |env| {
+        test_failover_ahead_standby(env, Variant::SyncReplPgrewind, false)
+    }));
+    all.push(Scenario::extended("TestFailoverAheadStandbySyncReplPgrewind", |env| {
+        test_failover_ahead_standby(env, Variant::SyncReplPgrewind, true)
+    }));
+    all.push(Scenario::extended("TestFailoverAheadStandbySyncRepl", |env| {
+        test_failover_ahead_standby(env, Variant::SyncRepl, true)
+    }));
     harness::runner::run(all);
 }
 
@@ -368,6 +383,94 @@ async fn test_failover_sync_repl_remaining_standby(env: Env) -> R<()> {
     }
     let report = checker.finish().await?;
     report.verify(&c.connect(&sync).await?, acked_before + ACKED_BEFORE_FAULT).await
+}
+
+/// New in stolon-rs: under synchronous replication an asynchronous standby can receive and replay WAL that
+/// the synchronous standby has not received when the master dies; the synchronous standby is elected and
+/// forks its new timeline before that WAL. The standby that is ahead must never stream from the new master
+/// on top of it: the sentinel sees its position past the new timeline's switch point ("removing invalid
+/// db") and the keeper resyncs it at once (pg_rewind or a base backup), not after the not-ready fallback.
+/// Made deterministic by stopping the synchronous standby's WAL sender before a write committed with
+/// `synchronous_commit = local`, which only the asynchronous standby then receives. With `replayed` false
+/// that standby's replay is paused first: it holds the write in its WAL without having replayed it, which
+/// pg_rewind does not see ("no rewind required"); the keeper must find it before starting (the divergence
+/// detected right after pg_rewind), else PostgreSQL replays it at the start and refuses the new timeline.
+async fn test_failover_ahead_standby(env: Env, v: Variant, replayed: bool) -> R<()> {
+    let mut c = TestCluster::start(&env, &v.ha_spec(), 3, 1, 0).await?;
+    c.wait_master_ready().await?;
+    let cd = c
+        .wait_cd("a confirmed synchronous standby and every standby converged", WAIT, |cd| {
+            let ready = cd.dbs.values().all(|db| db.status.healthy && db.status.current_generation == db.generation);
+            cd.dbs.len() == 3
+                && ready
+                && cd.master_db().is_some_and(|m| {
+                    m.spec.synchronous_standbys().len() == 1
+                        && m.spec.synchronous_standbys() == m.status.synchronous_standbys()
+                })
+        })
+        .await?;
+    let master = master_keeper(&cd).context("no master")?;
+    let sync_db = cd.master_db().map(|m| m.spec.synchronous_standbys()[0].clone()).context("no master")?;
+    let sync = cd.dbs.get(&sync_db).map(|db| db.spec.keeper_uid.clone()).context("no sync standby DB")?;
+    let ahead = c.others(&master).into_iter().find(|k| *k != sync).context("no third keeper")?;
+    let ahead_db = cd.db_of_keeper(&ahead).map(|db| db.uid.clone()).context("no DB on the third keeper")?;
+
+    let m = c.connect(&master).await?;
+    sql::create_table(&m).await?;
+    sql::write_row(&m, 1).await?;
+    standbys_flushed_everything(&m, 2).await?;
+    let q = format!("SELECT pid::text FROM pg_stat_replication WHERE application_name = 'stolon_{sync_db}'");
+    let sender: i32 = sql::query_text(&m, &q).await?.parse()?;
+    harness::process::send_signal(sender, libc::SIGSTOP);
+    if !replayed {
+        sql::exec(&c.connect(&ahead).await?, "SELECT pg_wal_replay_pause()").await?;
+    }
+    sql::exec(&m, "SET synchronous_commit = local; INSERT INTO table01 VALUES (2, 2)").await?;
+    let end = flush_position(&m).await?;
+    let position = if replayed { "pg_last_wal_replay_lsn()" } else { "pg_last_wal_receive_lsn()" };
+    wait_for(&format!("{ahead}'s {position} reaching the master's WAL end {end}"), WAIT, || async {
+        let q = format!("SELECT ({position} - '0/0'::pg_lsn)::text");
+        let reached: u64 = sql::query_text(&c.connect(&ahead).await?, &q).await?.parse()?;
+        if reached >= end { Ok(Some(())) } else { Err(anyhow::anyhow!("at {reached}")) }
+    })
+    .await?;
+    c.wait_rows(&ahead, if replayed { &[1, 2] } else { &[1] }, WAIT).await?;
+    let sync_rows = c.keeper_ref(&sync)?.row_ids().await?;
+    if sync_rows != [1] {
+        bail!("the synchronous standby has rows {sync_rows:?} with its WAL sender stopped, expected [1]");
+    }
+    let log_from = c.keeper_ref(&ahead)?.proc.log_len();
+    let killed = std::time::Instant::now();
+    c.keeper(&master)?.kill_all().await?;
+    harness::process::send_signal(sender, libc::SIGKILL);
+
+    c.wait_master_is(&sync, WAIT).await?;
+    c.wait_in_recovery(&sync, false, WAIT).await?;
+    let cd = c
+        .wait_cd(&format!("{ahead} given a new DB that converged"), WAIT, |cd| {
+            cd.db_of_keeper(&ahead).is_some_and(|db| db.uid != ahead_db) && harness::db_ready(cd, &ahead)
+        })
+        .await?;
+    let sentinel_log = c.sentinels[0].log_text();
+    if !sentinel_log.lines().any(|l| l.contains(REMOVING_INVALID_DB) && l.contains(&ahead_db)) {
+        bail!("the sentinel did not remove {ahead_db} as invalid: {}", harness::summary(&cd));
+    }
+    // Replayed, the diverged WAL is within what pg_rewind compares and it rewinds; received only, pg_rewind
+    // answers "no rewind required" and the keeper must find that WAL before starting.
+    let path = match (v.pgrewind(), replayed) {
+        (false, _) => RejoinPath::BaseBackup,
+        (true, true) => RejoinPath::Rewound,
+        (true, false) => RejoinPath::DivergenceDetected,
+    };
+    recovery::wait_rejoined(&c, &ahead, killed, log_from, path, WAIT).await?;
+    // Every node has the new master's data: row 2 is gone from the standby that had replayed it.
+    sql::write_row(&c.connect(&sync).await?, 3).await?;
+    c.wait_rows(&sync, &[1, 3], WAIT).await?;
+    c.wait_rows(&ahead, &[1, 3], WAIT).await?;
+    if std::env::var_os("DEBUG_FAIL").is_some() {
+        bail!("debug")
+    }
+    Ok(())
 }
 
 /// Waits until `standbys` WAL senders of the master behind `client` report every WAL byte it wrote flushed.

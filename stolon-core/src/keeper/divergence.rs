@@ -4,8 +4,16 @@
 //! without a timeline switch). Such data can never stream from the source (it asks for WAL the source does
 //! not have, or whose records differ: "invalid record length", "incorrect prev-link"), so the resync
 //! takes a base backup at once instead of waiting for the not-ready fallback.
+//!
+//! On an earlier timeline pg_rewind judges the local WAL by its end as `pg_control` records it (the last
+//! checkpoint, or a standby's minimum recovery point, which is where its replay stood). A standby that
+//! received WAL past the point where the source left its timeline but had not replayed it gets "no rewind
+//! required" too, and replays that WAL as soon as it starts ("new timeline forked off current database
+//! system timeline before current recovery point"). [`fork_point`] says where to look for such WAL.
 
 use std::fmt;
+
+use crate::cluster::PostgresTimelineHistory;
 
 /// A point of a WAL history: a timeline and a position reached on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +41,14 @@ pub enum Divergence {
         /// Source's current position.
         source: u64,
     },
+    /// An earlier timeline of the source's history, and the local WAL holds a record at or after the point
+    /// where the source left that timeline.
+    PastForkPoint {
+        /// Local timeline.
+        timeline: u64,
+        /// Where the source's history leaves it.
+        fork: u64,
+    },
 }
 
 impl fmt::Display for Divergence {
@@ -46,6 +62,11 @@ impl fmt::Display for Divergence {
                 "on the source's timeline the local WAL reaches {} beyond the source's position {}",
                 lsn(*local),
                 lsn(*source)
+            ),
+            Divergence::PastForkPoint { timeline, fork } => write!(
+                f,
+                "the local WAL of timeline {timeline} goes past {}, where the source's timeline history leaves it",
+                lsn(*fork)
             ),
         }
     }
@@ -65,6 +86,16 @@ pub fn divergence(local: WalPoint, source: WalPoint) -> Option<Divergence> {
         return Some(Divergence::AheadOnSameTimeline { local: local.pos, source: source.pos });
     }
     None
+}
+
+/// Where the source's history leaves the local timeline, when the local data is on an earlier timeline
+/// of the source's (`history`: the source's timeline history, one entry per ended timeline). Local WAL at
+/// or after that point diverged from the source; whether there is any is for the caller to read.
+pub fn fork_point(local_timeline: u64, source_timeline: u64, history: &[PostgresTimelineHistory]) -> Option<u64> {
+    if local_timeline >= source_timeline {
+        return None;
+    }
+    history.iter().find(|h| h.timeline_id == local_timeline).map(|h| h.switch_point)
 }
 
 #[cfg(test)]
@@ -93,5 +124,21 @@ mod tests {
         assert_eq!(divergence(p(1, 100), p(1, 100)), None);
         assert_eq!(divergence(p(1, 99), p(1, 100)), None);
         assert_eq!(divergence(p(1, 1000), p(2, 100)), None, "an earlier timeline is rewound, not judged here");
+    }
+
+    #[test]
+    fn the_fork_point_is_where_the_source_left_an_earlier_local_timeline() {
+        let h =
+            |timeline_id, switch_point| PostgresTimelineHistory { timeline_id, switch_point, reason: String::new() };
+        let history = [h(1, 0x702_1a70), h(2, 0x900_0000)];
+        assert_eq!(fork_point(1, 3, &history), Some(0x702_1a70));
+        assert_eq!(fork_point(2, 3, &history), Some(0x900_0000));
+        assert_eq!(fork_point(3, 3, &history), None, "same timeline: AheadOnSameTimeline's case");
+        assert_eq!(fork_point(4, 3, &history), None, "later timeline: LaterTimeline's case");
+        assert_eq!(fork_point(1, 2, &[]), None, "no history reported: nothing to compare");
+        assert_eq!(
+            Divergence::PastForkPoint { timeline: 1, fork: 0x702_1a70 }.to_string(),
+            "the local WAL of timeline 1 goes past 0/7021A70, where the source's timeline history leaves it"
+        );
     }
 }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::db_config::slot_changes;
-use super::divergence::{Divergence, WalPoint, divergence};
+use super::divergence::{Divergence, WalPoint, divergence, fork_point};
 use super::messages;
 use super::metrics::KeeperMetrics;
 use super::plan::{Action, Applied, ConfigSet, KeeperSettings, Plan, ResyncPlan, different_timeline_branch};
 use super::state::StateFiles;
-use crate::cluster::{ClusterData, DbLocalState};
+use crate::cluster::{ClusterData, DbLocalState, PostgresTimelineHistory};
 use crate::postgres::config::{ConfTarget, RECOVERY_SIGNAL, neutralise_auto_conf, write_config_files};
-use crate::postgres::control_data::control_data;
+use crate::postgres::control_data::{control_data, wal_record_at};
 use crate::postgres::observe::filter_managed;
 use crate::postgres::process::{InitdbOptions, POLL_INTERVAL};
 use crate::postgres::query::{LocalConn, RolesSpec, remote_checkpoint};
@@ -326,6 +326,8 @@ impl Executor {
             password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
         };
         let mut rewound = false;
+        let followed_history =
+            cd.dbs.get(&r.followed_db).map(|d| d.status.timelines_history.clone()).unwrap_or_default();
         if let Some((host, port)) = &r.rewind_from {
             let su = ResyncSource {
                 host: host.clone(),
@@ -340,7 +342,7 @@ impl Executor {
             }
             tracing::info!(master = %format!("{host}:{port}"), "{}", messages::SYNCING_WITH_PG_REWIND);
             match rewind(&self.pg, &su).await {
-                Ok(outcome) => match self.divergence_from(&repl_source).await {
+                Ok(outcome) => match self.divergence_from(&repl_source, &followed_history).await {
                     Some(d) => tracing::warn!(
                         divergence = %d,
                         rewind = ?outcome,
@@ -394,8 +396,9 @@ impl Executor {
 
 impl Executor {
     /// The divergence of the stopped local data from `source` (the followed DB, asked for its current
-    /// position); `None` when it can follow or when either side cannot be read (the later checks decide).
-    async fn divergence_from(&self, source: &ResyncSource) -> Option<Divergence> {
+    /// position; `history`: its timeline history as it reported it); `None` when it can follow or when
+    /// either side cannot be read (the later checks decide).
+    async fn divergence_from(&self, source: &ResyncSource, history: &[PostgresTimelineHistory]) -> Option<Divergence> {
         let local = control_data(&self.pg)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "cannot read the rewound data's control file"))
@@ -404,10 +407,24 @@ impl Executor {
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "cannot identify the followed db"))
             .ok()?;
-        divergence(
+        let found = divergence(
             WalPoint { timeline: local.timeline, pos: local.wal_reached() },
             WalPoint { timeline: remote.timeline, pos: remote.xlog_pos },
-        )
+        );
+        if found.is_some() {
+            return found;
+        }
+        // pg_rewind judged an earlier timeline by pg_control's end of WAL; WAL received but not replayed
+        // lies beyond it and would be replayed at the start.
+        let fork = fork_point(local.timeline, remote.timeline, history)?;
+        let past = match wal_record_at(&self.pg, local.timeline, fork).await {
+            Ok(past) => past,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the local WAL past the fork point");
+                false
+            }
+        };
+        past.then_some(Divergence::PastForkPoint { timeline: local.timeline, fork })
     }
 }
 

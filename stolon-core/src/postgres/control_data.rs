@@ -46,6 +46,27 @@ pub async fn control_data(pg: &PgProcess) -> PgResult<ControlData> {
     parse_control_data(&pg.run_quiet("pg_controldata", cmd).await?)
 }
 
+/// Whether the (stopped) data directory's `pg_wal` holds a valid WAL record of `timeline` at or after
+/// `pos` (`pg_waldump --start`, first record only). "No valid record" and a missing segment are `false`;
+/// an error only when `pg_waldump` cannot run.
+pub async fn wal_record_at(pg: &PgProcess, timeline: u64, pos: u64) -> PgResult<bool> {
+    let mut cmd = pg.command("pg_waldump");
+    cmd.arg("--path").arg(pg.pgdata().join("pg_wal"));
+    cmd.arg("--timeline").arg(timeline.to_string());
+    cmd.arg("--start").arg(format!("{:X}/{:X}", pos >> 32, pos & 0xffff_ffff));
+    cmd.arg("--limit").arg("1").env("LC_ALL", "C");
+    match pg.run_quiet("pg_waldump", cmd).await {
+        Ok(out) => Ok(waldump_found_record(&out)),
+        Err(PgError::Command { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `pg_waldump` output shows a record (`rmgr: ... lsn: ...`).
+pub fn waldump_found_record(out: &str) -> bool {
+    out.lines().any(|l| l.starts_with("rmgr:") && l.contains("lsn:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +90,14 @@ Min recovery ending loc's timeline:   0
         assert_eq!(parse_control_data(&standby).unwrap().wal_reached(), 0x1_0000_0020);
         assert!(parse_control_data("Latest checkpoint location: x").is_err());
         assert!(parse_control_data(&SAMPLE.replace("TimeLineID:       2", "TimeLineID: two")).is_err());
+    }
+
+    #[test]
+    fn a_waldump_record_line_is_a_record() {
+        let line = "rmgr: Heap        len (rec/tot):     54/    54, tx:        735, lsn: 0/07021A70, prev 0/07021A38, \
+                    desc: INSERT off 2 flags 0x00, blkref #0: rel 1663/5/16384 blk 0";
+        assert!(waldump_found_record(line));
+        assert!(!waldump_found_record(""));
+        assert!(!waldump_found_record("pg_waldump: error: could not find a valid record after 0/7021A70"));
     }
 }

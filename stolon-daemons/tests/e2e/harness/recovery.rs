@@ -16,6 +16,9 @@ pub enum RejoinPath {
     DivergenceDetected,
     /// The rewound standby was not ready within dbWaitReadyTimeout, then a base backup (the slow path).
     NotReadyFallback,
+    /// The rewound standby started, then was found on another timeline branch (or could not be
+    /// identified), then a base backup: the divergence was missed before the start.
+    BranchCheckFallback,
     /// pg_rewind failed (for example without wal_log_hints), then a base backup.
     RewindFailed,
     /// pg_rewind, then streaming.
@@ -33,6 +36,10 @@ impl RejoinPath {
             RejoinPath::DivergenceDetected
         } else if log.contains(messages::REWOUND_NOT_ACCEPTING) {
             RejoinPath::NotReadyFallback
+        } else if log.contains("rewound standby is on another timeline branch")
+            || log.contains("cannot identify the rewound standby")
+        {
+            RejoinPath::BranchCheckFallback
         } else if log.contains(messages::PG_REWIND_FAILED) {
             RejoinPath::RewindFailed
         } else if log.contains("running pg_rewind") {

@@ -6,9 +6,11 @@
 //! always with a compare-and-swap on the revision it read, and it checks that it still leads immediately
 //! before each write. A pass reads the cluster data and the keeper and proxy infos from the sentinel's
 //! watch-fed [view](super::view) (no store request while the watches run); a pass whose decision would
-//! write reads the infos from the store and decides again first, and the pass after a lost compare-and-swap
-//! reads everything from the store. A pass runs when leadership is
-//! acquired, when the cluster data changes in the store (watch; our own writes are ignored), when a failure
+//! write reads the infos from the store and decides again first, the pass after a lost compare-and-swap
+//! runs at once and reads everything from the store, and a pass whose copy of the cluster data still holds
+//! the revision that our last write replaced (its watch event has not arrived yet) reads it from the store.
+//! A pass runs when leadership is acquired, when the cluster data changes in the store (watch; our own
+//! writes are ignored), when a failure
 //! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
 //! `sleepInterval` later), while a newly elected master is not yet converged and routed or the master has
 //! synchronous standbys not confirmed yet the moment a keeper publishes a new info (seen by the keeper watch;
@@ -147,6 +149,9 @@ struct LoopState {
     histories: Histories,
     sleep_interval: Duration,
     last_written: Option<Revision>,
+    /// The revision that our last write replaced: a watch-fed copy still holding it has not seen that write
+    /// yet, and deciding from it would lose the compare-and-swap.
+    replaced: Option<Revision>,
     /// The earliest failure timer of the last pass that has not expired yet.
     next_expiry: Option<Instant>,
     /// The keeper infos (uid, infoUID) of the last pass, when the cluster waits for its new master.
@@ -184,6 +189,7 @@ impl Sentinel {
             histories: Histories::new_term(),
             sleep_interval: defaults::SLEEP_INTERVAL.to_std_saturating(),
             last_written: None,
+            replaced: None,
             next_expiry: None,
             awaited_infos: None,
             logged_rejections: BTreeMap::new(),
@@ -290,7 +296,14 @@ impl Sentinel {
 
     async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>, view: &SentinelView) {
         let read_store = std::mem::take(&mut state.read_store);
-        let read = match view.cluster_data(&self.store, read_store).await {
+        let mut read = view.cluster_data(&self.store, read_store).await;
+        if let Ok(Some(copy)) = &read
+            && state.replaced.as_ref() == Some(&copy.revision)
+        {
+            // The copy lags behind our own last write: read the store.
+            read = self.store.cluster_data().await;
+        }
+        let read = match read {
             Ok(read) => read,
             Err(e) if e.is_conflict() => return,
             Err(crate::store::ClusterStoreError::Model {
@@ -386,11 +399,14 @@ impl Sentinel {
             Ok(rev) => {
                 tracing::debug!(uid = %self.config.uid, revision = %rev, "cluster data written");
                 state.last_written = Some(rev);
+                state.replaced = Some(read.revision.clone());
                 self.schedule(state, &decision.cluster_data, &decision.histories, &keepers.valid);
                 state.histories = decision.histories;
             }
             Err(e) if e.is_conflict() => {
+                // Someone wrote in between: decide again at once from the store, not a sleepInterval later.
                 state.read_store = true;
+                state.next_expiry = Some(Instant::now());
                 tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA)
             }
             Err(e) => tracing::error!(error = %e, "{}", m::CANNOT_SAVE_CLUSTER_DATA),

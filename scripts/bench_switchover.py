@@ -140,7 +140,7 @@ class Bench:
         return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() not in ("", "null") else None
 
     def healthy(self):
-        """The master, two converged standbys, (sync) a confirmed synchronous standby, the proxy routed, no
+        """The master, two converged standbys on its timeline, (sync) a confirmed synchronous standby, the proxy routed, no
         operation pending, and a write through the proxy commits. Returns the master keeper or None."""
         cd = self.cd()
         if not cd or cd.get("cluster", {}).get("status", {}).get("phase") != "normal":
@@ -150,6 +150,9 @@ class Bench:
         ready = [d for d in dbs.values() if d["status"].get("healthy")
                  and d["status"].get("currentGeneration") == d.get("generation")]
         if master not in dbs or len(ready) != 3 or len(dbs) != 3:
+            return None
+        # A standby that has not reached the master's timeline yet cannot be a switchover candidate.
+        if any(d["status"].get("timelineID") != dbs[master]["status"].get("timelineID") for d in ready):
             return None
         if cd.get("proxy", {}).get("spec", {}).get("masterDbUid") != master:
             return None

@@ -265,3 +265,32 @@ fn awaiting_confirmation_needs_synchronous_replication_and_an_unconfirmed_standb
     cd.cluster.spec.synchronous_replication = Some(false);
     assert!(!awaiting_sync_confirmation(&cd));
 }
+
+#[test]
+fn a_master_on_the_fake_standby_awaits_a_converging_standby_only() {
+    let mut cd = cluster(3, 1, 1, &[]);
+    let m = dbm(&mut cd, "db1");
+    m.spec.synchronous_standbys = Some(vec![]);
+    m.status.synchronous_standbys = Some(vec![]);
+    m.spec.external_synchronous_standbys = Some(s(&["stolonfakestandby"]));
+    assert!(!awaiting_sync_confirmation(&cd), "every standby converged: nothing is on its way");
+    dbm(&mut cd, "db3").generation = 2;
+    assert!(awaiting_sync_confirmation(&cd), "db3 is converging and may replace the fake standby");
+    cd.keepers.get_mut("keeper3").unwrap().spec.maintenance = true;
+    assert!(!awaiting_sync_confirmation(&cd), "a keeper in maintenance never becomes synchronous");
+    cd.keepers.get_mut("keeper3").unwrap().spec.maintenance = false;
+    dbm(&mut cd, "db1").spec.external_synchronous_standbys = Some(vec![]);
+    assert!(!awaiting_sync_confirmation(&cd), "no fake standby: commits do not wait");
+}
+
+#[test]
+fn a_master_on_the_fake_standby_does_not_await_a_failed_keepers_db() {
+    let mut cd = cluster(3, 1, 1, &[]);
+    let m = dbm(&mut cd, "db1");
+    m.spec.synchronous_standbys = Some(vec![]);
+    m.status.synchronous_standbys = Some(vec![]);
+    m.spec.external_synchronous_standbys = Some(s(&["stolonfakestandby"]));
+    dbm(&mut cd, "db3").generation = 2;
+    sick_keeper(&mut cd, "keeper3");
+    assert!(!awaiting_sync_confirmation(&cd), "keeper3 is failed: its DB converges only when it is back");
+}

@@ -77,13 +77,23 @@ pub(crate) fn carried_over_sync(cd: &ClusterData, old_uid: &str, new_uid: &str) 
     ElectedSync { standbys: sorted(list), external }
 }
 
-/// Whether the master of `cd` has configured synchronous standbys that are not confirmed yet: then the leader
-/// runs a pass as soon as a keeper publishes news, so the confirmation (which makes the standby electable)
-/// is recorded within a fraction of a second rather than at the next regular pass.
+/// Whether the master of `cd` waits for a synchronous standby: it has configured synchronous standbys that
+/// are not confirmed yet, or it lists the fake standby (commits wait) while a standby of a healthy keeper that
+/// may become synchronous is still converging (e.g. re-cloned after a divergence). Then the leader runs a pass as soon
+/// as a keeper publishes news, so the standby is listed and confirmed within a fraction of a second rather
+/// than at the next regular pass. A standby that has converged and still is not listed, or whose keeper is
+/// failed, does not keep the leader waiting (no pass storm in a lasting degraded state).
 pub fn awaiting_sync_confirmation(cd: &ClusterData) -> bool {
     cd.cluster.spec.sync_replication_active()
         && cd.master_db().is_some_and(|m| {
             m.spec.synchronous_replication
-                && m.spec.synchronous_standbys().iter().any(|u| !m.status.synchronous_standbys().contains(u))
+                && (m.spec.synchronous_standbys().iter().any(|u| !m.status.synchronous_standbys().contains(u))
+                    || (m.spec.external_synchronous_standbys().iter().any(|u| u == FAKE_STANDBY_NAME)
+                        && cd.dbs.values().any(|db| {
+                            db.uid != m.uid
+                                && db.status.current_generation != db.generation
+                                && keeper_of(cd, db).is_some_and(|k| k.status.healthy)
+                                && keeper_can_be_sync(keeper_of(cd, db))
+                        })))
         })
 }

@@ -4,8 +4,10 @@
 Subcommands:
   counters    print, as JSON, the store server's own request counters: {"total": N, ...parts}
                 etcdv3      grpc_server_handled_total (every finished RPC) + grpc_server_msg_received_total of
-                            streaming RPCs (every keep-alive or watch request sent on an open stream)
-                etcdv2      etcd_http_received_total (every v2 keys API request, long polls included)
+                            streaming RPCs (every keep-alive or watch request sent on an open stream), parts
+                            per gRPC method
+                etcdv2      etcd_http_received_total (every v2 keys API request, long polls included), parts
+                            per HTTP method
                 consul      consul_api_http_count (every HTTP API request) except the metrics endpoint itself
                 kubernetes  apiserver_request_total for pods, configmaps and events (the API server's own
                             housekeeping requests on other resources are left out)
@@ -53,18 +55,24 @@ def fetch(url, certs=None):
 def count(backend, text):
     parts = {}
     if backend == "etcdv3":
-        handled = unary = stream_msgs = 0.0
+        total = 0.0
         for name, labels, v in samples(text):
+            method = labels.get("grpc_method", "?")
             if name == "grpc_server_handled_total":
-                handled += v
-                if labels.get("grpc_type") == "unary":
-                    unary += v
+                key = method if labels.get("grpc_type") == "unary" else f"{method} streams closed"
             elif name == "grpc_server_msg_received_total" and labels.get("grpc_type") != "unary":
-                stream_msgs += v
-        parts = {"unary": unary, "streams_closed": handled - unary, "stream_messages": stream_msgs}
-        total = handled + stream_msgs
+                key = f"{method} stream messages"
+            else:
+                continue
+            total += v
+            parts[key] = parts.get(key, 0.0) + v
     elif backend == "etcdv2":
-        total = sum(v for n, _, v in samples(text) if n == "etcd_http_received_total")
+        total = 0.0
+        for n, labels, v in samples(text):
+            if n == "etcd_http_received_total":
+                total += v
+                key = labels.get("method", "?")
+                parts[key] = parts.get(key, 0.0) + v
     elif backend == "consul":
         total = 0.0
         for n, labels, v in samples(text):

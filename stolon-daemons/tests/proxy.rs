@@ -1,8 +1,9 @@
 //! The real `stolon-proxy` binary against a real etcd and real PostgreSQL instances, with cluster data
 //! written by the test (no sentinel): routing to the master only, fencing on a master change, refusing
-//! with no master or when not enabled, fencing and closing the listener when the store is gone, and no
-//! descriptor or memory growth after a load of 1000 concurrent connections. Every test runs in both
-//! forwarding modes (`--forwarding userspace` and `--forwarding kernel`, which must load here).
+//! with no master or when not enabled, fencing and closing the listener when the store is gone or stops
+//! answering, and no descriptor or memory growth after a load of 1000 concurrent connections. Every test
+//! but the frozen store's runs in both forwarding modes (`--forwarding userspace` and `--forwarding kernel`,
+//! which must load here); the frozen store is about the checks, not the forwarding.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -277,6 +278,48 @@ async fn proxy_drops_connections_and_stops_listening_without_the_store_then_resu
         .await;
 
     etcd.restart().expect("restart etcd");
+    let (_, port) = eventually("service to resume", || async { connect_pg(&pg, proxy.port).await.ok() }).await;
+    assert_eq!(port, i32::from(pg.port()));
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A store that stops answering without closing its connections (etcd frozen): the proxy's cluster data
+/// watch stays open, so its copy looks live; the check's ProxyInfo publish is what finds the outage, and the
+/// proxy still fences after proxyTimeout, then resumes when the store answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_fences_when_the_store_stops_answering_then_resumes() {
+    let etcd = EtcdServer::start().expect("etcd");
+    let pg = PostgresServer::start().expect("postgres");
+    let cluster = "proxy-frozen-store";
+    let store = cluster_store(&etcd, cluster).await;
+    let proxy = ProxyProcess::start(&etcd, cluster, "userspace");
+    let dbs = [("db1", pg.port())];
+    store.put_cluster_data(&cluster_data(&dbs, "db1", &[], 1)).await.expect("write cd");
+    let uid = proxy_uid_at(&store, 1).await;
+    store.put_cluster_data(&cluster_data(&dbs, "db1", &[&uid], 2)).await.expect("write cd");
+    let (held, _) =
+        eventually("a connection through the proxy", || async { connect_pg(&pg, proxy.port).await.ok() }).await;
+
+    let etcd_pid = etcd.pid().expect("etcd pid");
+    let frozen = Instant::now();
+    signal(etcd_pid, "STOP");
+    let closed = async {
+        eventually("the held connection to be closed", || async { held.query_one("SELECT 1", &[]).await.err() }).await;
+        let closed_after = frozen.elapsed();
+        eventually("the listener to close", || async { TcpStream::connect(proxy.addr()).await.is_err().then_some(()) })
+            .await;
+        closed_after
+    };
+    let closed_after = tokio::time::timeout(WAIT, closed).await;
+    signal(etcd_pid, "CONT");
+    let closed_after = closed_after.expect("the proxy did not fence while the store was frozen");
+    assert!(closed_after >= PROXY_TIMEOUT - CHECK_INTERVAL, "closed too early ({closed_after:?}): not the watchdog");
+
     let (_, port) = eventually("service to resume", || async { connect_pg(&pg, proxy.port).await.ok() }).await;
     assert_eq!(port, i32::from(pg.port()));
 }

@@ -136,6 +136,13 @@ pub fn proxy_trust_until(forwarding_to: &str, master: &str, asked_at: Instant, v
     (forwarding_to == master && !master.is_empty()).then(|| asked_at + valid_for)
 }
 
+/// Whether a proxy that noticed a store outage may ask the keeper of `remembered` (the master DB of its last
+/// successful check) to keep forwarding: not when the outage showed in a check whose cluster data (from the
+/// proxy's watch-fed copy) names another master, `current` (`None`: the check read no data).
+pub fn proxy_may_ask(remembered: &str, current: Option<&str>) -> bool {
+    current.is_none_or(|c| c == remembered)
+}
+
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;

@@ -162,3 +162,11 @@ fn trust_never_outlives_the_promotion_wait() {
         assert!(trusted_until <= promotes_at, "{answer_delay} {proxy_delay} {told_later}");
     }
 }
+
+#[test]
+fn a_proxy_never_asks_for_a_master_its_copy_says_was_replaced() {
+    assert!(proxy_may_ask("db0", None), "outage noticed by a failed read");
+    assert!(proxy_may_ask("db0", Some("db0")), "outage noticed by a failed publish, same master");
+    assert!(!proxy_may_ask("db0", Some("db1")), "the copy names a new master");
+    assert!(!proxy_may_ask("db0", Some("")), "the copy names no master (after an election)");
+}

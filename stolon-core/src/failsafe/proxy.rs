@@ -1,12 +1,12 @@
 //! The proxy's part of failsafe mode: after every successful check it remembers the master it forwards to
-//! and that master's keeper API; when the store cannot be read it asks that keeper (`/failsafe/master`) and
+//! and that master's keeper API; when the store cannot be reached it asks that keeper (`/failsafe/master`) and
 //! keeps forwarding only for the time the answer allows, counted from when it asked.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::decide::proxy_trust_until;
+use super::decide::{proxy_may_ask, proxy_trust_until};
 use crate::cluster::ClusterData;
 use crate::keeper::api::ApiClient;
 use crate::store::ClusterStore;
@@ -72,10 +72,16 @@ impl FailsafeProxy {
         self.set(Some(Known { master_db: master.uid.clone(), api_url, target }));
     }
 
-    /// When the store cannot be read: asks the last master's keeper whether forwarding may go on.
-    pub async fn ask(&self) -> Option<Trust> {
+    /// When the store cannot be reached: asks the last master's keeper whether forwarding may go on.
+    /// `current` is the master DB named by the cluster data of the check that noticed the outage (`None`: it
+    /// read no data); no keeper is asked when it is not the remembered master.
+    pub async fn ask(&self, current: Option<&str>) -> Option<Trust> {
         let client = self.client.as_ref()?;
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        if !proxy_may_ask(&known.master_db, current) {
+            tracing::warn!(remembered = %known.master_db, current = ?current, "failsafe: the cluster data names another master; not asking");
+            return None;
+        }
         let asked_at = Instant::now();
         let url = format!("{}/failsafe/master", known.api_url.trim_end_matches('/'));
         let answer = async {

@@ -10,6 +10,8 @@
 //! - [`listener`]: a client listening socket, stopped and restarted with the store's reachability;
 //! - [`read_only_port`]: the read-only port's listener, engine and steps within a check;
 //! - [`run`]: the check loop, the ProxyInfo heartbeat and the watchdog;
+//! - [`store_contact`]: where a check takes the cluster data from (the watch-fed copy or the store) and what
+//!   its publish proves (pure);
 //! - [`messages`]: its operator-visible log messages, in stolon's words.
 
 pub mod balance;
@@ -21,6 +23,7 @@ pub mod read_only;
 pub mod read_only_port;
 pub mod route;
 pub mod run;
+pub mod store_contact;
 
 pub use balance::Balancer;
 pub use forward::{ForwardStats, Forwarder, Keepalive};

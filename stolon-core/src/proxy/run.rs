@@ -1,7 +1,10 @@
 //! The proxy's loop: a check on every cluster-data change (via a store watch) and every
 //! `proxyCheckInterval` as a safety net, the ProxyInfo heartbeat, and the watchdog that drops every
 //! connection (and with `stop_listening` closes the listeners) when no check succeeded for `proxyTimeout`.
-//! Each check routes the master port and, when enabled, the read-only port.
+//! Each check routes the master port and, when enabled, the read-only port. A check takes the cluster data
+//! from the watch-fed copy while it is live and the store answered within proxyTimeout, and its ProxyInfo
+//! publish is then what proves the store reachable; the watchdog's deadline counts from the store's latest
+//! answer ([`super::store_contact`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,9 +12,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use stolon_store::MemberKind;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::forward::{ForwardStats, Forwarder, Keepalive};
@@ -19,13 +21,14 @@ use super::listener::Listener;
 use super::messages as m;
 use super::read_only_port::{ReadOnlyConfig, ReadOnlyPort, ReadOnlyStats};
 use super::route::{MasterEndpoint, Observation, Plan, Timing, plan};
+use super::store_contact::{
+    DataSource, PublishFailure, PublishStep, document_from_copy, on_publish_failure, watchdog_deadline,
+};
 use crate::cluster::{ProxyInfo, new_uid};
 use crate::duration::GoDuration;
 use crate::failsafe::FailsafeProxy;
+use crate::store::cluster_data_view::{ClusterDataView, LiveDocument};
 use crate::store::{ClusterStore, ClusterStoreError, VersionedClusterData, proxy_info_ttl};
-
-/// How long to wait before watching again after a watch failed.
-const REWATCH_DELAY: Duration = Duration::from_secs(1);
 
 /// What the proxy is told at start.
 #[derive(Debug, Clone)]
@@ -81,22 +84,45 @@ struct Shared {
     timing: Mutex<Timing>,
     stats: Arc<ProxyStats>,
     failsafe: FailsafeProxy,
+    cd_view: ClusterDataView,
+    /// When the store last answered a request of this proxy (a read or a publish); `None` before the first.
+    heard_at: Mutex<Option<Instant>>,
 }
 
 /// The result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checked {
-    /// The check succeeded: forwarding may go on for proxyTimeout.
-    Ok,
+    /// The check succeeded: forwarding may go on for proxyTimeout after the store's latest answer, then.
+    Ok(Instant),
     /// The check failed.
     Failed,
     /// The store could not be read but the master's keeper confirmed it (failsafe mode) until then.
     Trusted(std::time::Instant),
 }
 
+/// The result of the route steps of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    /// The check succeeded.
+    Ok,
+    /// The check failed.
+    Failed,
+    /// The check's only store request, its publish, was not answered: a store outage.
+    StoreOutage,
+}
+
 impl Shared {
     fn timing(&self) -> Timing {
         *self.timing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that the store just answered a request.
+    fn heard(&self) {
+        *self.heard_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn heard_at(&self) -> Option<Instant> {
+        *self.heard_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn adopt(&self, timing: Timing) {
@@ -114,6 +140,8 @@ impl Shared {
     }
 
     async fn publish(&self, generation: i64, timeout: Duration) -> Result<(), ClusterStoreError> {
+        // A fresh infoUID on every publish: the sentinel's heartbeat, and what makes each publish a write that
+        // reaches the store (the store outage check of a check taken from the watch-fed copy).
         let info = ProxyInfo {
             info_uid: new_uid(),
             uid: self.config.uid.clone(),
@@ -121,36 +149,68 @@ impl Shared {
             proxy_timeout: GoDuration::from_std(timeout),
         };
         self.store.set_proxy_info(&info, proxy_info_ttl(timeout)).await?;
+        self.heard();
         self.stats.generation.store(generation, Ordering::Relaxed);
         Ok(())
     }
 
-    /// One check, and failsafe mode's answer when the store cannot be read.
+    /// One check, and failsafe mode's answer when the store cannot be reached.
     async fn check(&self) -> Checked {
-        let read = self.store.cluster_data().await;
+        let copy = document_from_copy(self.cd_view.document(), self.heard_at(), Instant::now(), self.timing().timeout);
+        let (read, source) = match copy {
+            Some(doc) => (self.store.decode_cluster_data(Some(doc)), DataSource::Watch),
+            None => {
+                let read = self.store.cluster_data().await;
+                if !matches!(read, Err(ClusterStoreError::Store(_))) {
+                    self.heard();
+                }
+                (read, DataSource::Store)
+            }
+        };
         if let Err(ClusterStoreError::Store(e)) = &read {
             tracing::warn!(error = %e, "{}", m::CHECK_FUNCTION_ERROR);
-            return match self.failsafe.ask().await {
-                Some(trust) if trust.until > std::time::Instant::now() => {
-                    self.set_target(Some(trust.target), "failsafe mode: the master's keeper confirms it").await;
-                    Checked::Trusted(trust.until)
-                }
-                _ => Checked::Failed,
-            };
+            return self.outage(None).await;
         }
         let cd = match &read {
             Ok(Some(v)) => Some(&v.data),
             _ => None,
         };
-        let ok = self.check_read(&read).await;
-        if ok {
-            self.failsafe.remember(&self.store, cd, self.forwarder.target()).await;
+        match self.check_read(&read, source).await {
+            Routed::Ok => {
+                self.failsafe.remember(&self.store, cd, self.forwarder.target()).await;
+                // Set by the read or the publish of this check, or (a copy-fed check that published nothing)
+                // less than proxyTimeout before it started.
+                match self.heard_at() {
+                    Some(at) => Checked::Ok(at),
+                    None => Checked::Failed,
+                }
+            }
+            Routed::Failed => Checked::Failed,
+            Routed::StoreOutage => {
+                let master = cd.map(|cd| cd.proxy.spec.master_db_uid.as_str());
+                self.outage(Some(master.unwrap_or_default())).await
+            }
         }
-        if ok { Checked::Ok } else { Checked::Failed }
     }
 
-    /// One check of what was read (reference section 6); true when it succeeded.
-    async fn check_read(&self, read: &Result<Option<VersionedClusterData>, ClusterStoreError>) -> bool {
+    /// A store outage noticed by a check whose cluster data names `current` as master (`None`: none read):
+    /// failsafe mode's answer, else a failed check.
+    async fn outage(&self, current: Option<&str>) -> Checked {
+        match self.failsafe.ask(current).await {
+            Some(trust) if trust.until > std::time::Instant::now() => {
+                self.set_target(Some(trust.target), "failsafe mode: the master's keeper confirms it").await;
+                Checked::Trusted(trust.until)
+            }
+            _ => Checked::Failed,
+        }
+    }
+
+    /// One check of what was read, from `source` (reference section 6).
+    async fn check_read(
+        &self,
+        read: &Result<Option<VersionedClusterData>, ClusterStoreError>,
+        source: DataSource,
+    ) -> Routed {
         {
             let mut listener = self.listener.lock().await;
             if listener.local_addr().is_none() {
@@ -158,7 +218,7 @@ impl Shared {
             }
             if let Err(e) = listener.ensure_started() {
                 tracing::error!(address = %self.config.listen, error = %e, "check failed: cannot listen");
-                return false;
+                return Routed::Failed;
             }
             self.stats.listening.store(1, Ordering::Relaxed);
         }
@@ -178,7 +238,7 @@ impl Shared {
         match plan(observed, &self.config.uid, self.timing()) {
             Plan::KeepAndFail { reason } => {
                 tracing::warn!(error = %reason, "{}", m::CHECK_FUNCTION_ERROR);
-                false
+                Routed::Failed
             }
             Plan::Drop { check_ok, reason } => {
                 if check_ok {
@@ -188,7 +248,7 @@ impl Shared {
                 }
                 self.set_target(None, &reason).await;
                 self.read_only.apply(&[]).await;
-                check_ok
+                if check_ok { Routed::Ok } else { Routed::Failed }
             }
             Plan::DropThenAnnounce { generation, advertised_timeout, timing, reason } => {
                 let db = cd.map(|cd| cd.proxy.spec.master_db_uid.as_str()).unwrap_or_default();
@@ -197,15 +257,18 @@ impl Shared {
                 self.read_only.apply(&self.read_only.plan(cd, None).await).await;
                 match self.publish(generation, advertised_timeout).await {
                     Ok(()) => self.adopt(timing),
-                    Err(e) => tracing::error!(error = %e, "{}", m::FAILED_TO_UPDATE_PROXY_INFO),
+                    Err(e) => {
+                        tracing::error!(error = %e, "{}", m::FAILED_TO_UPDATE_PROXY_INFO);
+                        return publish_failed(source, PublishStep::Announce, &e);
+                    }
                 }
-                true
+                Routed::Ok
             }
             Plan::AnnounceThenRoute { generation, advertised_timeout, timing, master, enabled } => {
                 let Some(address) = resolve(&master).await else {
                     self.set_target(None, "cannot resolve the master address").await;
                     self.read_only.apply(&self.read_only.plan(cd, None).await).await;
-                    return true;
+                    return Routed::Ok;
                 };
                 tracing::info!(address = %address, "{}", m::MASTER_ADDRESS);
                 let target = enabled.then_some(address);
@@ -218,7 +281,7 @@ impl Shared {
                 self.read_only.fence(&read_only).await;
                 if let Err(e) = self.publish(generation, advertised_timeout).await {
                     tracing::warn!(error = %m::proxy_info_not_updated(&e), "{}", m::CHECK_FUNCTION_ERROR);
-                    return false;
+                    return publish_failed(source, PublishStep::Route, &e);
                 }
                 self.adopt(timing);
                 if enabled {
@@ -229,7 +292,7 @@ impl Shared {
                 let why = if enabled { "enabled by the sentinel" } else { "not in the enabled proxies yet" };
                 self.set_target(target, why).await;
                 self.read_only.apply(&read_only).await;
-                true
+                Routed::Ok
             }
         }
     }
@@ -261,23 +324,19 @@ async fn resolve(master: &MasterEndpoint) -> Option<SocketAddr> {
     }
 }
 
-/// Watches the cluster data for ever, waking the loop on every event; re-watches after failures.
-async fn watch_changes(store: ClusterStore, wake: Arc<Notify>) {
-    loop {
-        match store.watch_cluster_data(None).await {
-            Ok(mut events) => {
-                while let Some(event) = events.next().await {
-                    if let Err(e) = event {
-                        tracing::debug!(error = %e, "cluster data watch ended");
-                        break;
-                    }
-                    wake.notify_one();
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot watch cluster data"),
-        }
-        tokio::time::sleep(REWATCH_DELAY).await;
-        // Something may have changed while not watching.
+/// What a failed publish at `step` makes of a check whose data came from `source`.
+fn publish_failed(source: DataSource, step: PublishStep, e: &ClusterStoreError) -> Routed {
+    match on_publish_failure(source, step, matches!(e, ClusterStoreError::Store(_))) {
+        PublishFailure::Ignore => Routed::Ok,
+        PublishFailure::FailCheck => Routed::Failed,
+        PublishFailure::StoreOutage => Routed::StoreOutage,
+    }
+}
+
+/// Wakes the loop on every change of the watch-fed copy (a new document, or the copy becoming live or not:
+/// then the check reads the store).
+async fn wake_on_changes(mut changes: watch::Receiver<LiveDocument>, wake: Arc<Notify>) {
+    while changes.changed().await.is_ok() {
         wake.notify_one();
     }
 }
@@ -307,15 +366,17 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
             stats.read_only.clone(),
         ),
         failsafe: FailsafeProxy::new(config.failsafe_client.clone()),
+        cd_view: ClusterDataView::spawn(store.store().clone()),
+        heard_at: Mutex::new(None),
         config,
-        store: store.clone(),
+        store,
         forwarder,
         timing: Mutex::new(Timing::default()),
         stats,
     });
     tracing::info!(uid = %shared.config.uid, "{}", m::PROXY_UID);
     let wake = Arc::new(Notify::new());
-    let watcher = tokio::spawn(watch_changes(store, wake.clone()));
+    let watcher = tokio::spawn(wake_on_changes(shared.cd_view.subscribe(), wake.clone()));
 
     tokio::pin!(shutdown);
     let mut running: Option<tokio::task::JoinHandle<Checked>> = None;
@@ -330,10 +391,10 @@ pub async fn run(store: ClusterStore, config: ProxyConfig, stats: Arc<ProxyStats
                 running = None;
                 let timing = shared.timing();
                 match checked {
-                    Checked::Ok => {
+                    Checked::Ok(heard_at) => {
                         shared.stats.checks_ok.fetch_add(1, Ordering::Relaxed);
                         shared.stats.last_check_success_seconds.store(unix_now(), Ordering::Relaxed);
-                        deadline = Instant::now() + timing.timeout;
+                        deadline = watchdog_deadline(heard_at, timing.timeout);
                         fenced = false;
                     }
                     Checked::Trusted(until) => {

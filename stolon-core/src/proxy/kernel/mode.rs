@@ -22,8 +22,8 @@ pub enum ForwardingMode {
     Userspace,
 }
 
-/// The default `--forwarding`. Kernel forwarding beats userspace by 20-37% (docs/benchmarks.md) but stays
-/// opt-in until its back-pressure is bounded (docs/proxy.md, "Kernel forwarding").
+/// The default `--forwarding`. Kernel forwarding beat userspace by 20-37% (docs/benchmarks.md), measured
+/// before its back-pressure was bounded; it stays opt-in until measured again with the bound.
 pub const DEFAULT_MODE: ForwardingMode = ForwardingMode::Userspace;
 
 impl FromStr for ForwardingMode {

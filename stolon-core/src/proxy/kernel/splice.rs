@@ -10,8 +10,9 @@
 //! - **One side closes** (FIN): once every byte it sent has reached the other socket's send queue (compared
 //!   through `TCP_INFO` and `SIOCOUTQ`), the other socket's write side is shut down, as the userspace mode
 //!   does; the connection ends when both directions have ended. A reset or socket error ends it at once.
-//! - **Back-pressure**: a peer that does not read fills its socket's send buffer; the kernel then keeps
-//!   the redirected bytes queued (see docs/proxy.md#kernel-forwarding for the bound).
+//! - **Back-pressure** ([`backpressure`]): the program redirects within a grant per socket and keeps the
+//!   bytes beyond it on the receiving socket (whose window then closes); this task raises the grants and
+//!   copies the kept bytes, measuring both directions every few milliseconds.
 //! - **Fencing** ([`Splice::close`]): both sockets leave the map, then close; the master's socket closes
 //!   with a reset (`SO_LINGER` 0), so bytes still queued towards it are discarded, never delivered.
 
@@ -24,7 +25,13 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::bpf::{SockHash, socket_cookie};
+use super::backpressure::{self, Direction, POLL_BUSY, POLL_IDLE, QUEUE_LIMIT};
+use super::bpf::{Grant, SockHash, socket_cookie};
+
+/// Largest read of kept bytes at once.
+const COPY_CHUNK: u64 = 256 * 1024;
+/// Most kept bytes copied per direction in one measurement (the task then yields to the others).
+const COPY_ROUND: u64 = 16 * COPY_CHUNK;
 
 /// How often a closing direction checks whether its last bytes reached the other socket.
 const DRAIN_POLL: Duration = Duration::from_millis(1);
@@ -50,10 +57,11 @@ pub async fn splice(map: &SockHash, client: TcpStream, server: TcpStream, cancel
             return Ended::Failed;
         }
     };
+    let mut splice = splice;
     let ended = tokio::select! {
         biased;
         () = cancel => Ended::Fenced,
-        ended = splice.watch() => ended,
+        ended = splice.watch(map) => ended,
     };
     splice.close(map, ended == Ended::Fenced);
     ended
@@ -66,6 +74,16 @@ struct Splice {
     /// `[client cookie, server cookie]`; each socket is stored under the *other* one.
     cookies: [u64; 2],
     events: AsyncFd<OwnedFd>,
+    /// Bytes each socket had put in its send queue when it entered the map.
+    sent_before: [u64; 2],
+    /// Per receiving socket: its grant as last written, and kept bytes read but not yet sent to the peer.
+    flows: [Flow; 2],
+}
+
+#[derive(Debug, Default)]
+struct Flow {
+    grant: Grant,
+    pending: Vec<u8>,
 }
 
 impl Splice {
@@ -75,11 +93,19 @@ impl Splice {
         // SAFETY: `events` is an open epoll descriptor owned by the AsyncFd for its whole life.
         let events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let splice = Splice { sockets: [client, server], cookies, events };
-        // The server first (under the client's cookie), then the client (under the server's).
-        map.insert(cookies[0], splice.sockets[1].as_raw_fd())?;
-        if let Err(e) = map.insert(cookies[1], splice.sockets[0].as_raw_fd()) {
-            let _ = map.remove(cookies[0]);
+        let sent_before = [sent(&tcp_info(client.as_raw_fd())?), sent(&tcp_info(server.as_raw_fd())?)];
+        let grant = Grant { granted: QUEUE_LIMIT, copied: 0 };
+        let flows = [Flow { grant, pending: Vec::new() }, Flow { grant, pending: Vec::new() }];
+        let splice = Splice { sockets: [client, server], cookies, events, sent_before, flows };
+        // Grants and counts first (the program keeps whatever arrives for a socket without them), then the
+        // server (under the client's cookie), then the client (under the server's).
+        let entered = cookies
+            .iter()
+            .try_for_each(|c| map.start_count(*c).and_then(|()| map.grant(*c, grant)))
+            .and_then(|()| map.insert(cookies[0], splice.sockets[1].as_raw_fd()))
+            .and_then(|()| map.insert(cookies[1], splice.sockets[0].as_raw_fd()));
+        if let Err(e) = entered {
+            splice.close(map, false);
             return Err(e);
         }
         // A receive call makes the kernel run the program for bytes queued before the insertion.
@@ -96,13 +122,102 @@ impl Splice {
         Ok(splice)
     }
 
-    /// Waits until both directions have closed (each after draining) or a socket fails.
-    async fn watch(&self) -> Ended {
+    /// Measures both directions, raises their grants and copies their kept bytes ([`backpressure::plan`]).
+    /// Returns true when a direction should be measured again soon.
+    fn regulate(&mut self, map: &SockHash) -> io::Result<bool> {
+        let infos = [tcp_info(self.sockets[0].as_raw_fd())?, tcp_info(self.sockets[1].as_raw_fd())?];
+        let mut busy = false;
+        for side in 0..2 {
+            let peer = 1 - side;
+            let mut d = Direction {
+                count: map.count(self.cookies[side])?,
+                grant: self.flows[side].grant,
+                forwarded: sent(&infos[peer]).saturating_sub(self.sent_before[peer]),
+                pending: self.flows[side].pending.len() as u64,
+            };
+            let plan = backpressure::plan(&d);
+            let mut grant = d.grant;
+            if plan.copy > 0 || d.pending > 0 {
+                let copied = self.copy_kept(map, side, plan.copy)?;
+                grant.copied += copied;
+                d.grant.copied += copied;
+                d.forwarded += copied;
+            }
+            if let Some(granted) = backpressure::plan(&d).granted {
+                grant.granted = granted;
+            }
+            if grant != self.flows[side].grant {
+                map.grant(self.cookies[side], grant)?;
+                self.flows[side].grant = grant;
+            }
+            busy |= plan.busy;
+        }
+        Ok(busy)
+    }
+
+    /// Copies kept bytes of socket `side` to its peer (the redirect queue is empty: they come next): the
+    /// pending ones first, then `more` and whatever the kernel keeps meanwhile, until the socket has no
+    /// kept byte left, the peer's send buffer is full (what it did not take stays pending) or
+    /// [`COPY_ROUND`] bytes were copied. Returns the bytes the peer took.
+    fn copy_kept(&mut self, map: &SockHash, side: usize, mut more: u64) -> io::Result<u64> {
+        let (from, to) = (self.sockets[side].as_raw_fd(), self.sockets[1 - side].as_raw_fd());
+        let (cookie, copied_before) = (self.cookies[side], self.flows[side].grant.copied);
+        let pending = &mut self.flows[side].pending;
+        let mut copied = 0;
+        while copied < COPY_ROUND {
+            if pending.is_empty() {
+                if more == 0 {
+                    // Chunks kept since the plan was made (the program keeps until `copied` catches up).
+                    more = map.count(cookie)?.kept.saturating_sub(copied_before + copied);
+                    if more == 0 {
+                        return Ok(copied);
+                    }
+                }
+                pending.resize(more.min(COPY_CHUNK) as usize, 0);
+                // SAFETY: recv writes at most `pending.len()` bytes into `pending`.
+                let n = unsafe { libc::recv(from, pending.as_mut_ptr().cast(), pending.len(), libc::MSG_DONTWAIT) };
+                let error = io::Error::last_os_error();
+                pending.truncate(n.max(0) as usize);
+                match n {
+                    0 => return Ok(copied),
+                    n if n < 0 => return if would_block(&error) { Ok(copied) } else { Err(error) },
+                    n => more = more.saturating_sub(n as u64),
+                }
+            }
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            // SAFETY: send reads at most `pending.len()` bytes from `pending`.
+            let n = unsafe { libc::send(to, pending.as_ptr().cast(), pending.len(), flags) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return if would_block(&e) { Ok(copied) } else { Err(e) };
+            }
+            pending.drain(..n as usize);
+            copied += n as u64;
+            if !pending.is_empty() {
+                return Ok(copied);
+            }
+        }
+        Ok(copied)
+    }
+
+    /// Waits until both directions have closed (each after draining) or a socket fails, regulating both
+    /// directions meanwhile.
+    async fn watch(&mut self, map: &SockHash) -> Ended {
         // Per side: its peer has seen EOF (its bytes are all in the other socket's queue and the other
         // socket's write side is shut).
         let mut done = [false; 2];
         let mut draining = [false; 2];
+        let mut next_poll = tokio::time::Instant::now() + POLL_BUSY;
         loop {
+            if tokio::time::Instant::now() >= next_poll {
+                match self.regulate(map) {
+                    Ok(busy) => next_poll = tokio::time::Instant::now() + if busy { POLL_BUSY } else { POLL_IDLE },
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot regulate a kernel-forwarded connection; closing it");
+                        return Ended::Failed;
+                    }
+                }
+            }
             for side in 0..2 {
                 if draining[side] && self.drained(side) {
                     draining[side] = false;
@@ -113,11 +228,11 @@ impl Splice {
             if done == [true, true] {
                 return Ended::Closed;
             }
-            let ready = if draining.contains(&true) {
-                tokio::time::timeout(DRAIN_POLL, self.events.readable()).await.ok()
-            } else {
-                Some(self.events.readable().await)
+            let deadline = match draining.contains(&true) {
+                true => next_poll.min(tokio::time::Instant::now() + DRAIN_POLL),
+                false => next_poll,
             };
+            let ready = tokio::time::timeout_at(deadline, self.events.readable()).await.ok();
             let Some(ready) = ready else { continue };
             let Ok(mut guard) = ready else { return Ended::Failed };
             let mut buf = [libc::epoll_event { events: 0, u64: 0 }; 2];
@@ -170,6 +285,11 @@ impl Splice {
                 tracing::warn!(error = %e, "cannot remove a socket from the kernel forwarding map");
             }
         }
+        for key in self.cookies {
+            if let Err(e) = map.forget(key) {
+                tracing::warn!(error = %e, "cannot remove a socket's grant from the kernel forwarding maps");
+            }
+        }
         if reset {
             let _ = socket2::SockRef::from(&self.sockets[1]).set_linger(Some(Duration::ZERO));
         }
@@ -210,6 +330,15 @@ pub(crate) fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
         libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
     };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(info) }
+}
+
+/// Bytes a socket has put in its send queue (sent once, or not sent yet), from its `TCP_INFO`.
+fn sent(info: &libc::tcp_info) -> u64 {
+    info.tcpi_bytes_sent.saturating_sub(info.tcpi_bytes_retrans) + u64::from(info.tcpi_notsent_bytes)
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }
 
 /// Bytes in the socket's send queue not yet acknowledged (`SIOCOUTQ`).
@@ -302,5 +431,137 @@ mod tests {
             Ok(0) | Err(_) => {}
             Ok(n) => panic!("{n} bytes reached the server after fencing: {:?}", &buf[..n]),
         }
+    }
+
+    /// Back-pressure: a server writes for a second to a client that never reads. The redirect queue stays
+    /// within the limit (the server stalls), and once the client reads, every byte arrives, in order, and
+    /// the connection still works both ways.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_stalls_the_server_and_loses_nothing() {
+        let map = Arc::new(SockHash::new(64).unwrap());
+        let (client_side, mut client) = pair();
+        let (server_side, server) = pair();
+        let (from, to) = (server_side.try_clone().unwrap(), client_side.try_clone().unwrap());
+        let sent_before = sent(&tcp_info(to.as_raw_fd()).unwrap());
+        let m = map.clone();
+        let task = tokio::spawn(async move { splice(&m, client_side, server_side, std::future::pending()).await });
+        // The server writes a counting byte pattern, non-blocking, for one second.
+        let writer = std::thread::spawn(move || {
+            let mut server = server;
+            server.set_nonblocking(true).unwrap();
+            let (mut written, start) = (0u64, std::time::Instant::now());
+            let chunk: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
+            while start.elapsed() < Duration::from_secs(1) {
+                let at = (written % 65536) as usize;
+                match server.write(&chunk[at..]) {
+                    Ok(n) => written += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_micros(200)),
+                    Err(e) => panic!("server write: {e}"),
+                }
+            }
+            (server, written)
+        });
+        // Meanwhile, every millisecond: the redirect queue, from the program's own count of what it
+        // redirected and the client socket's count of what it put in its send queue.
+        let mut largest = 0;
+        while !writer.is_finished() {
+            let redirected = map.count(socket_cookie(from.as_raw_fd()).unwrap()).map(|c| c.redirected).unwrap_or(0);
+            let delivered = sent(&tcp_info(to.as_raw_fd()).unwrap()) - sent_before;
+            largest = largest.max(redirected.saturating_sub(delivered));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (mut server, written) = writer.join().unwrap();
+        let kept = map.count(socket_cookie(from.as_raw_fd()).unwrap()).unwrap().kept;
+        eprintln!("written {written} bytes, largest redirect queue {largest} bytes, {kept} bytes kept");
+        assert!(largest <= QUEUE_LIMIT + 65536, "the redirect queue reached {largest} bytes");
+        assert!(kept > 0, "the grant never ran out: the test did not reach the bound");
+        // Everything the server got rid of is in a bounded place: its own send buffer, the proxy's server
+        // socket's receive buffer (kept bytes), the redirect queue, the proxy's client socket's send buffer
+        // and the client's receive buffer.
+        let max = |sysctl: &str| -> u64 {
+            let v = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{sysctl}")).unwrap();
+            v.split_whitespace().last().unwrap().parse().unwrap()
+        };
+        let bound = 2 * (max("tcp_wmem") + max("tcp_rmem")) + QUEUE_LIMIT + 65536;
+        assert!(written <= bound, "the server wrote {written} bytes to a client that never read (bound {bound})");
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = vec![0; written as usize];
+        let mut at = 0;
+        while at < got.len() {
+            match client.read(&mut got[at..]) {
+                Ok(n) if n > 0 => at += n,
+                r => {
+                    let count = map.count(socket_cookie(from.as_raw_fd()).unwrap());
+                    let sent_to = sent(&tcp_info(to.as_raw_fd()).unwrap()) - sent_before;
+                    panic!(
+                        "read {at} of {written} bytes ({r:?}); server socket {count:?}; client socket sent {sent_to}"
+                    );
+                }
+            }
+        }
+        assert!(got.iter().enumerate().all(|(i, b)| *b == i as u8), "bytes out of order or corrupted");
+        client.write_all(b"ping").unwrap();
+        assert_eq!(read_exact_timeout(&mut server, 4), b"ping");
+        // Once the proxy has copied every kept byte, the kernel redirects again.
+        let server_cookie = socket_cookie(from.as_raw_fd()).unwrap();
+        let start = std::time::Instant::now();
+        while map.granted(server_cookie).unwrap().copied != map.count(server_cookie).unwrap().kept {
+            assert!(start.elapsed() < Duration::from_secs(5), "the proxy never copied every kept byte");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let before = map.count(server_cookie).unwrap();
+        server.write_all(b"pong").unwrap();
+        assert_eq!(read_exact_timeout(&mut client, 4), b"pong");
+        let after = map.count(server_cookie).unwrap();
+        assert_eq!(
+            (after.redirected, after.kept),
+            (before.redirected + 4, before.kept),
+            "the kernel path did not resume"
+        );
+        drop(client);
+        drop(server);
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("splice did not end").unwrap();
+        assert_eq!(ended, Ended::Closed);
+    }
+
+    /// A client reading in bursts with pauses: the direction goes through many rounds of redirecting,
+    /// keeping and copying; every byte arrives in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_reader_gets_every_byte_in_order_through_keeping_and_copying() {
+        let map = Arc::new(SockHash::new(64).unwrap());
+        let (client_side, mut client) = pair();
+        let (server_side, mut server) = pair();
+        let server_cookie = socket_cookie(server_side.as_raw_fd()).unwrap();
+        let m = map.clone();
+        let task = tokio::spawn(async move { splice(&m, client_side, server_side, std::future::pending()).await });
+        const TOTAL: usize = 48 << 20;
+        let writer = std::thread::spawn(move || {
+            let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+            server.write_all(&data).unwrap();
+            server
+        });
+        let reader = std::thread::spawn(move || {
+            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let (mut got, mut buf, mut reads) = (0usize, vec![0u8; 256 * 1024], 0u32);
+            while got < TOTAL {
+                let n = client.read(&mut buf).unwrap();
+                assert!(n > 0, "the connection ended after {got} bytes");
+                assert!(buf[..n].iter().enumerate().all(|(i, b)| *b == ((got + i) % 251) as u8), "at {got}");
+                got += n;
+                reads += 1;
+                if reads % 8 == 0 {
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+            client
+        });
+        let client = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+        let server = writer.join().unwrap();
+        let count = map.count(server_cookie).unwrap();
+        eprintln!("{count:?}");
+        assert!(count.kept > 0, "the reader never made the kernel keep bytes: the test missed its point");
+        drop((client, server));
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("splice did not end").unwrap();
+        assert_eq!(ended, Ended::Closed);
     }
 }

@@ -413,8 +413,14 @@ async fn a_thousand_concurrent_connections_leave_no_descriptor_or_memory_growth(
     eventually("forwarding", || async { (!refused_or_closed(proxy.addr()).await).then_some(()) }).await;
 
     let settle = || async {
-        // Connections closed by clients are reaped by the proxy asynchronously.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Connections closed by clients are reaped by the proxy asynchronously: wait until every connection
+        // task has ended (a loaded machine may take longer than any fixed pause), then a little more for
+        // the descriptors the tasks closed last.
+        eventually("every connection task ended", || async {
+            (proxy.metric("stolon_proxy_connections_active").await? == 0.0).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     settle().await;
     let fds_idle = fd_count(proxy.pid());

@@ -15,14 +15,16 @@
 //!   reply, and PostgreSQL releases every commit up to it. Nothing is acknowledged to a client by that:
 //!   waiting commits are released only by a reply of a listed standby, as always.
 //! - [`interruptible`] and [`db_assignment`]: a pass that only does routine work (slots, the pending-restart
-//!   check, recording the generation) is cut short when the sentinel changes this keeper's DB meanwhile, and
-//!   the next pass starts at once. Such a pass takes a second or two on a loaded machine (each query opens a
+//!   check, recording the generation) is cut short when the sentinel changes this keeper's DB or a
+//!   switchover's directive for it (a fence) meanwhile, and the next pass starts at once. Such a pass takes a second or two on a loaded machine (each query opens a
 //!   connection); a standby told to follow a new master during it otherwise waits for its end, and under
 //!   synchronous replication the new master's commits wait for that standby.
 
 use super::plan::{Action, Plan};
 use crate::cluster::{ClusterData, PgParameters};
+use crate::ops::keeper::{Directive, directive};
 use crate::postgres::config::{RecoveryMode, RecoveryOptions};
+use crate::time::Timestamp;
 
 /// The oldest PostgreSQL major version that reloads `primary_conninfo` and `primary_slot_name`.
 pub const RELOADABLE_UPSTREAM_MAJOR: u32 = 13;
@@ -74,10 +76,12 @@ pub fn interruptible(plan: &Plan) -> bool {
     })
 }
 
-/// The DB assigned to `keeper_uid` in `cd` and its generation: the sentinel bumps the generation whenever
-/// it changes the DB's spec (another upstream, other synchronous standbys, a promotion).
-pub fn db_assignment(cd: &ClusterData, keeper_uid: &str) -> Option<(String, i64)> {
-    cd.db_of_keeper(keeper_uid).map(|db| (db.uid.clone(), db.generation))
+/// The DB assigned to `keeper_uid` in `cd`, its generation and the operations' directive for it at `now`:
+/// the sentinel bumps the generation whenever it changes the DB's spec (another upstream, other synchronous
+/// standbys, a promotion), and a switchover fences a master through the directive alone (the old master
+/// then shuts down without waiting for the end of a routine pass).
+pub fn db_assignment(cd: &ClusterData, keeper_uid: &str, now: Timestamp) -> Option<(String, i64, Directive)> {
+    cd.db_of_keeper(keeper_uid).map(|db| (db.uid.clone(), db.generation, directive(cd, &db.uid, now)))
 }
 
 /// The names listed in a `synchronous_standby_names` value as the keeper writes it (`name`, or
@@ -132,11 +136,31 @@ mod tests {
         let mut db = crate::cluster::Db { uid: "db1".into(), generation: 4, ..Default::default() };
         db.spec.keeper_uid = "k1".into();
         cd.dbs.insert("db1".into(), db);
-        assert_eq!(db_assignment(&cd, "k1"), Some(("db1".to_string(), 4)));
-        assert_eq!(db_assignment(&cd, "k2"), None);
-        let before = db_assignment(&cd, "k1");
+        let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(db_assignment(&cd, "k1", now), Some(("db1".to_string(), 4, Directive::None)));
+        assert_eq!(db_assignment(&cd, "k2", now), None);
+        let before = db_assignment(&cd, "k1", now);
         cd.dbs.get_mut("db1").unwrap().generation = 5;
-        assert_ne!(db_assignment(&cd, "k1"), before);
+        assert_ne!(db_assignment(&cd, "k1", now), before);
+    }
+
+    #[test]
+    fn a_switchover_fencing_this_master_changes_the_assignment() {
+        let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let mut cd = ClusterData::default();
+        let mut db = crate::cluster::Db { uid: "db1".into(), generation: 4, ..Default::default() };
+        db.spec.keeper_uid = "k1".into();
+        cd.dbs.insert("db1".into(), db);
+        let before = db_assignment(&cd, "k1", now);
+        cd.operations.switchover = Some(crate::cluster::Switchover {
+            from_db: "db1".into(),
+            to_db: "db2".into(),
+            phase: crate::cluster::SwitchoverPhase::Fencing,
+            ..Default::default()
+        });
+        let fenced = db_assignment(&cd, "k1", now);
+        assert_eq!(fenced.as_ref().map(|a| a.2), Some(Directive::Fence));
+        assert_ne!(fenced, before, "the generation is the same, the directive is not");
     }
 
     #[test]

@@ -406,16 +406,16 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
     Ok(())
 }
 
-/// Returns once the DB assigned to this keeper in the watched cluster data differs from the one in `cd`
-/// (see [`super::fast_sync::interruptible`]); never when the watch ends.
+/// Returns once the DB assigned to this keeper in the watched cluster data, or the operations' directive for
+/// it, differs from the one in `cd` (see [`super::fast_sync::interruptible`]); never when the watch ends.
 async fn assignment_changed(shared: &Shared, cd: &ClusterData) {
     let uid = &shared.cfg.settings.uid;
-    let before = db_assignment(cd, uid);
+    let before = db_assignment(cd, uid, crate::time::Timestamp::now());
     let mut changes = shared.cd_view.subscribe();
     changes.borrow_and_update();
     loop {
         if let Ok(Some(v)) = shared.store.cluster_data_via(&shared.cd_view).await
-            && db_assignment(&v.data, uid) != before
+            && db_assignment(&v.data, uid, crate::time::Timestamp::now()) != before
         {
             return;
         }

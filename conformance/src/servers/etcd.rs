@@ -65,7 +65,11 @@ impl EtcdServer {
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("stolon-test={peer}")])
-            .args(["--enable-v2=true", "--log-level", "warn"]);
+            .args(["--enable-v2=true", "--log-level", "warn"])
+            // A test store needs no durability against a machine crash (a killed etcd keeps what the page
+            // cache holds), and its WAL fsyncs on a disk shared with builds took seconds under load: raft
+            // requests timed out until the store was unusable for a whole scenario.
+            .arg("--unsafe-no-fsync");
         let child = spawn_logged(cmd, &self.log_path())?;
         *self.child.lock().expect("etcd child lock") = Some(child);
         self.wait_healthy(Duration::from_secs(30))

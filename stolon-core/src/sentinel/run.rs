@@ -13,9 +13,8 @@
 //! writes are ignored), when a failure
 //! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
 //! `sleepInterval` later), while a newly elected master is not yet converged and routed or the master has
-//! synchronous standbys not confirmed yet the moment a keeper or a proxy publishes a new info (seen by the
-//! member watches; keepers polled every [`INFO_POLL`] while their watch is broken), and otherwise every
-//! `sleepInterval`.
+//! synchronous standbys not confirmed yet the moment a keeper publishes a new info (seen by the keeper watch;
+//! polled every [`INFO_POLL`] while that watch is broken), and otherwise every `sleepInterval`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -201,13 +200,11 @@ impl Sentinel {
         let view = SentinelView::spawn(&self.store);
         let mut cd_changes = view.cluster_data_changes();
         let mut keeper_changes = view.keeper_changes();
-        let mut proxy_changes = view.proxy_changes();
         tokio::pin!(shutdown);
         'outer: loop {
             // Changes seen before this pass are read by it.
             cd_changes.borrow_and_update();
             keeper_changes.borrow_and_update();
-            proxy_changes.borrow_and_update();
             self.check(&mut state, &term_rx, &view).await;
             let regular = Instant::now() + state.sleep_interval;
             let deadline = state.next_expiry.filter(|t| *t < regular).unwrap_or(regular);
@@ -220,8 +217,6 @@ impl Sentinel {
                             break;
                         }
                     }
-                    // A proxy acknowledging the new proxy generation lets the new master be routed.
-                    Ok(()) = proxy_changes.changed(), if state.awaited_infos.is_some() => break,
                     _ = tokio::time::sleep(state.info_poll), if state.awaited_infos.is_some() && !view.keepers_live() => {
                         if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
                             break;

@@ -67,11 +67,6 @@ impl SentinelView {
         self.keepers.subscribe()
     }
 
-    /// Woken by every change of the watched proxy records.
-    pub(crate) fn proxy_changes(&self) -> watch::Receiver<LiveRecords> {
-        self.proxies.subscribe()
-    }
-
     /// Whether the keeper records are watched now (else a caller must poll the store).
     pub(crate) fn keepers_live(&self) -> bool {
         self.keepers.records().is_some()

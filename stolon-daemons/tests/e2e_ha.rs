@@ -328,20 +328,17 @@ async fn test_disappeared_keeper_data(env: Env) -> R<()> {
     c.wait_rows(&master, &[1], WAIT).await
 }
 
-/// Not in stolon: three keepers with synchronous replication, and the master's keeper and postmaster killed
-/// (SIGKILL). The synchronous standby is elected and starts with the remaining standby as its synchronous
-/// standby (stolon listed the dead old master, which blocked every commit until a later pass): writes commit
-/// again while the old master is still down, every one of them waited for the remaining standby, and no
-/// acknowledged write is lost.
-///
-/// The writer pauses for the kill, and both standbys have flushed every WAL byte of the master first: with
-/// WAL in flight, the remaining standby may have received bytes that the synchronous standby had not, and is
-/// then rightly not listed (it is ahead of the new master and must be resynced); that race, not a fault,
-/// made this scenario fail under load before.
-async fn test_failover_sync_repl_remaining_standby(env: Env) -> R<()> {
-    let mut c = TestCluster::start(&env, &Variant::SyncRepl.ha_spec(), 3, 1, 1).await?;
-    c.wait_master_ready().await?;
-    // The master is read from the settled cluster data: the one found first may have been replaced meanwhile.
+/// The keepers of a three-keeper synchronous cluster once it has settled (one confirmed synchronous
+/// standby, every DB healthy and converged), read from that settled cluster data.
+struct SyncRoles {
+    master: String,
+    sync: String,
+    sync_db: String,
+    third: String,
+    third_db: String,
+}
+
+async fn settled_sync_roles(c: &TestCluster) -> R<SyncRoles> {
     let cd = c
         .wait_cd("a confirmed synchronous standby and every standby converged", WAIT, |cd| {
             let ready = cd.dbs.values().all(|db| db.status.healthy && db.status.current_generation == db.generation);
@@ -356,8 +353,26 @@ async fn test_failover_sync_repl_remaining_standby(env: Env) -> R<()> {
     let master = master_keeper(&cd).context("no master")?;
     let sync_db = cd.master_db().map(|m| m.spec.synchronous_standbys()[0].clone()).context("no master")?;
     let sync = cd.dbs.get(&sync_db).map(|db| db.spec.keeper_uid.clone()).context("no sync standby DB")?;
-    let remaining = c.others(&master).into_iter().find(|k| *k != sync).context("no third keeper")?;
-    let remaining_db = cd.db_of_keeper(&remaining).map(|db| db.uid.clone()).context("no DB on the third keeper")?;
+    let third = c.others(&master).into_iter().find(|k| *k != sync).context("no third keeper")?;
+    let third_db = cd.db_of_keeper(&third).map(|db| db.uid.clone()).context("no DB on the third keeper")?;
+    Ok(SyncRoles { master, sync, sync_db, third, third_db })
+}
+
+/// Not in stolon: three keepers with synchronous replication, and the master's keeper and postmaster killed
+/// (SIGKILL). The synchronous standby is elected and starts with the remaining standby as its synchronous
+/// standby (stolon listed the dead old master, which blocked every commit until a later pass): writes commit
+/// again while the old master is still down, every one of them waited for the remaining standby, and no
+/// acknowledged write is lost.
+///
+/// The writer pauses for the kill, and both standbys have flushed every WAL byte of the master first: with
+/// WAL in flight, the remaining standby may have received bytes that the synchronous standby had not, and is
+/// then rightly not listed (it is ahead of the new master and must be resynced); that race, not a fault,
+/// made this scenario fail under load before.
+async fn test_failover_sync_repl_remaining_standby(env: Env) -> R<()> {
+    let mut c = TestCluster::start(&env, &Variant::SyncRepl.ha_spec(), 3, 1, 1).await?;
+    c.wait_master_ready().await?;
+    // The master is read from the settled cluster data: the one found first may have been replaced meanwhile.
+    let SyncRoles { master, sync, third_db: remaining_db, .. } = settled_sync_roles(&c).await?;
     c.wait_proxy_routes_to(0, &master, WAIT).await?;
 
     let checker = WriteChecker::start(&c, 0).await?;
@@ -398,22 +413,7 @@ async fn test_failover_sync_repl_remaining_standby(env: Env) -> R<()> {
 async fn test_failover_ahead_standby(env: Env, v: Variant, replayed: bool) -> R<()> {
     let mut c = TestCluster::start(&env, &v.ha_spec(), 3, 1, 0).await?;
     c.wait_master_ready().await?;
-    let cd = c
-        .wait_cd("a confirmed synchronous standby and every standby converged", WAIT, |cd| {
-            let ready = cd.dbs.values().all(|db| db.status.healthy && db.status.current_generation == db.generation);
-            cd.dbs.len() == 3
-                && ready
-                && cd.master_db().is_some_and(|m| {
-                    m.spec.synchronous_standbys().len() == 1
-                        && m.spec.synchronous_standbys() == m.status.synchronous_standbys()
-                })
-        })
-        .await?;
-    let master = master_keeper(&cd).context("no master")?;
-    let sync_db = cd.master_db().map(|m| m.spec.synchronous_standbys()[0].clone()).context("no master")?;
-    let sync = cd.dbs.get(&sync_db).map(|db| db.spec.keeper_uid.clone()).context("no sync standby DB")?;
-    let ahead = c.others(&master).into_iter().find(|k| *k != sync).context("no third keeper")?;
-    let ahead_db = cd.db_of_keeper(&ahead).map(|db| db.uid.clone()).context("no DB on the third keeper")?;
+    let SyncRoles { master, sync, sync_db, third: ahead, third_db: ahead_db } = settled_sync_roles(&c).await?;
 
     let m = c.connect(&master).await?;
     sql::create_table(&m).await?;

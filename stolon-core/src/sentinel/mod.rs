@@ -11,7 +11,7 @@
 //! (standby set), `major` (standbys only on keepers of the master's PostgreSQL major version), `sync`
 //! (synchronous standbys), `sync_election` (a new master's synchronous standbys), [`proxies`] (active proxies
 //! and gating), [`removed`] (removed keepers stay removed), [`decide`] (the entry points), `view` (the
-//! watch-fed copies of the store a pass reads), [`run`] (the loop), [`messages`] (its log messages, in
+//! watch-fed copies of the store a pass reads), `wake` (when a pass runs early), [`run`] (the loop), [`messages`] (its log messages, in
 //! stolon's words).
 
 mod assess;
@@ -33,6 +33,7 @@ mod standbys;
 mod sync;
 mod sync_election;
 mod view;
+mod wake;
 
 pub use candidacy::Rejection;
 pub use clock::{MonoClock, MonoTime, Now};

@@ -12,9 +12,11 @@
 //! A pass runs when leadership is acquired, when the cluster data changes in the store (watch; our own
 //! writes are ignored), when a failure
 //! timer of the last pass expires (so a keeper is failed `failInterval` after its error started, not up to a
-//! `sleepInterval` later), while a newly elected master is not yet converged and routed or the master has
-//! synchronous standbys not confirmed yet the moment a keeper publishes a new info (seen by the keeper watch;
-//! polled every [`INFO_POLL`] while that watch is broken), and otherwise every `sleepInterval`.
+//! `sleepInterval` later), while a healthy newly elected master is not yet converged and routed, the master
+//! has synchronous standbys not confirmed yet or a switchover runs, the moment a keeper or proxy record
+//! changes in content (a keeper's report, a proxy's acknowledged generation; never a heartbeat alone: see
+//! [`wake`](super::wake)) (seen by the member watches; polled every [`INFO_POLL`] while one is broken), and
+//! otherwise every `sleepInterval`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,9 +34,9 @@ use super::entropy::OsEntropy;
 use super::error::DecideError;
 use super::health::Histories;
 use super::messages as m;
-use super::sync_election::awaiting_sync_confirmation;
-use super::view::{InfosError, SentinelView, Source, info_signature, needs_confirmation};
-use crate::cluster::{ClusterData, ClusterSpec, KeeperInfo, SentinelInfo, defaults, new_uid};
+use super::view::{InfosError, MemberInfos, SentinelView, Source, needs_confirmation};
+use super::wake::{Awaiting, ProgressSignature, awaiting};
+use crate::cluster::{ClusterData, ClusterSpec, SentinelInfo, defaults, new_uid};
 use crate::store::{ClusterStore, sentinel_info_ttl};
 use crate::time::Timestamp;
 
@@ -93,6 +95,7 @@ pub struct SentinelStats {
     paused: AtomicBool,
     keepers_in_maintenance: AtomicU64,
     switchover_pending: AtomicBool,
+    cluster_data_writes: AtomicU64,
 }
 
 impl SentinelStats {
@@ -126,6 +129,11 @@ impl SentinelStats {
         self.switchover_pending.load(Ordering::Relaxed)
     }
 
+    /// Cluster data documents this sentinel wrote (successful compare-and-swaps).
+    pub fn cluster_data_writes(&self) -> u64 {
+        self.cluster_data_writes.load(Ordering::Relaxed)
+    }
+
     fn record_operations(&self, cd: &ClusterData) {
         let now = Timestamp::now();
         self.paused.store(crate::ops::pause::is_paused(cd, now), Ordering::Relaxed);
@@ -154,8 +162,8 @@ struct LoopState {
     replaced: Option<Revision>,
     /// The earliest failure timer of the last pass that has not expired yet.
     next_expiry: Option<Instant>,
-    /// The keeper infos (uid, infoUID) of the last pass, when the cluster waits for its new master.
-    awaited_infos: Option<BTreeMap<String, String>>,
+    /// The member records' content at the last pass, when the cluster waits for news from them.
+    awaited_infos: Option<ProgressSignature>,
     /// The candidates' rejection reasons last logged (empty when no election is under way).
     logged_rejections: BTreeMap<String, Vec<Rejection>>,
     /// Why failsafe mode cannot work, as last logged.
@@ -200,11 +208,13 @@ impl Sentinel {
         let view = SentinelView::spawn(&self.store);
         let mut cd_changes = view.cluster_data_changes();
         let mut keeper_changes = view.keeper_changes();
+        let mut proxy_changes = view.proxy_changes();
         tokio::pin!(shutdown);
         'outer: loop {
             // Changes seen before this pass are read by it.
             cd_changes.borrow_and_update();
             keeper_changes.borrow_and_update();
+            proxy_changes.borrow_and_update();
             self.check(&mut state, &term_rx, &view).await;
             let regular = Instant::now() + state.sleep_interval;
             let deadline = state.next_expiry.filter(|t| *t < regular).unwrap_or(regular);
@@ -213,12 +223,17 @@ impl Sentinel {
                     _ = &mut shutdown => break 'outer,
                     _ = tokio::time::sleep_until(deadline) => break,
                     Ok(()) = keeper_changes.changed(), if state.awaited_infos.is_some() => {
-                        if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
+                        if self.member_records_changed(&view, state.awaited_infos.as_ref()).await {
                             break;
                         }
                     }
-                    _ = tokio::time::sleep(state.info_poll), if state.awaited_infos.is_some() && !view.keepers_live() => {
-                        if self.keeper_infos_changed(&view, state.awaited_infos.as_ref()).await {
+                    Ok(()) = proxy_changes.changed(), if state.awaited_infos.is_some() => {
+                        if self.member_records_changed(&view, state.awaited_infos.as_ref()).await {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep(state.info_poll), if state.awaited_infos.is_some() && !view.members_live() => {
+                        if self.member_records_changed(&view, state.awaited_infos.as_ref()).await {
                             break;
                         }
                     }
@@ -246,9 +261,9 @@ impl Sentinel {
         }
     }
 
-    /// Whether the keeper infos differ from `seen` (a read error counts as no change).
-    async fn keeper_infos_changed(&self, view: &SentinelView, seen: Option<&BTreeMap<String, String>>) -> bool {
-        view.keeper_signature(&self.store).await.is_some_and(|now| Some(&now) != seen)
+    /// Whether the member records' content differs from `seen` (a read error counts as no change).
+    async fn member_records_changed(&self, view: &SentinelView, seen: Option<&ProgressSignature>) -> bool {
+        view.progress_signature(&self.store).await.is_some_and(|now| Some(&now) != seen)
     }
 
     /// One pass (reference §4.1, "one check"), then what the loop needs to schedule the next one.
@@ -259,15 +274,8 @@ impl Sentinel {
     }
 
     /// Records when the next pass is due besides the regular one: at the earliest unexpired failure timer
-    /// of `hist`, and on new keeper infos while `cd`'s master is not converged and routed or waits for the
-    /// confirmation of a synchronous standby.
-    fn schedule(
-        &self,
-        state: &mut LoopState,
-        cd: &ClusterData,
-        hist: &Histories,
-        keepers: &BTreeMap<String, KeeperInfo>,
-    ) {
+    /// of `hist`, and on member records with news while `cd` waits for them ([`awaiting`]).
+    fn schedule(&self, state: &mut LoopState, cd: &ClusterData, hist: &Histories, infos: &MemberInfos) {
         let now = self.clock.now().mono;
         let fail = cd.cluster.spec.fail_interval();
         state.next_expiry = hist
@@ -284,14 +292,9 @@ impl Sentinel {
             let at = Instant::now() + wait + Duration::from_millis(1);
             state.next_expiry = Some(state.next_expiry.map_or(at, |t| t.min(at)));
         }
-        let switching = crate::ops::switchover_running(cd);
-        let awaiting = switching
-            || cd
-                .master_db()
-                .is_some_and(|m| m.status.current_generation != m.generation || cd.proxy.spec.master_db_uid != m.uid)
-            || awaiting_sync_confirmation(cd);
-        state.awaited_infos = awaiting.then(|| info_signature(keepers));
-        state.info_poll = if switching { OPS_INFO_POLL } else { INFO_POLL };
+        let waiting = awaiting(cd);
+        state.awaited_infos = waiting.map(|_| ProgressSignature::of(&infos.keepers.valid, &infos.proxies.valid));
+        state.info_poll = if waiting == Some(Awaiting::Switchover) { OPS_INFO_POLL } else { INFO_POLL };
     }
 
     async fn check_once(&self, state: &mut LoopState, term_rx: &watch::Receiver<Option<u64>>, view: &SentinelView) {
@@ -383,9 +386,8 @@ impl Sentinel {
             };
         }
         log_rejections(&mut state.logged_rejections, decision.election.as_ref(), &decision.cluster_data);
-        let keepers = &infos.keepers;
         if !decision.write {
-            self.schedule(state, &read.data, &decision.histories, &keepers.valid);
+            self.schedule(state, &read.data, &decision.histories, &infos);
             state.histories = decision.histories;
             self.finish_check();
             return;
@@ -398,9 +400,10 @@ impl Sentinel {
         match self.store.put_cluster_data_cas(&decision.cluster_data, Some(&read.revision)).await {
             Ok(rev) => {
                 tracing::debug!(uid = %self.config.uid, revision = %rev, "cluster data written");
+                self.stats.cluster_data_writes.fetch_add(1, Ordering::Relaxed);
                 state.last_written = Some(rev);
                 state.replaced = Some(read.revision.clone());
-                self.schedule(state, &decision.cluster_data, &decision.histories, &keepers.valid);
+                self.schedule(state, &decision.cluster_data, &decision.histories, &infos);
                 state.histories = decision.histories;
             }
             Err(e) if e.is_conflict() => {
@@ -415,7 +418,7 @@ impl Sentinel {
     }
 
     /// The pure decision for one pass; `None` (logged) when it cannot be computed.
-    fn decide(&self, cd: &ClusterData, infos: &super::view::MemberInfos, state: &LoopState) -> Option<Decision> {
+    fn decide(&self, cd: &ClusterData, infos: &MemberInfos, state: &LoopState) -> Option<Decision> {
         let (keepers, proxies) = (&infos.keepers.valid, &infos.proxies.valid);
         match decide(cd, keepers, proxies, &state.histories, self.clock.now(), &mut OsEntropy) {
             Ok(d) => Some(d),

@@ -10,13 +10,12 @@
 //! alone: the pass reads the records from the store and decides again ([`needs_confirmation`]). Each copy is
 //! also read anew every [`VIEW_RESYNC`](crate::store::member_view::VIEW_RESYNC).
 
-use std::collections::BTreeMap;
-
 use stolon_store::MemberKind;
 use tokio::sync::watch;
 
 use std::time::Duration;
 
+use super::wake::ProgressSignature;
 use crate::cluster::{ClusterData, KeeperInfo, ProxyInfo};
 use crate::store::cluster_data_view::{ClusterDataView, LiveDocument};
 use crate::store::member_view::{LiveRecords, MemberView};
@@ -67,11 +66,6 @@ impl SentinelView {
         self.keepers.subscribe()
     }
 
-    /// Whether the keeper records are watched now (else a caller must poll the store).
-    pub(crate) fn keepers_live(&self) -> bool {
-        self.keepers.records().is_some()
-    }
-
     /// How long the copies may stay silent before they are not trusted, for the cluster data `cd`.
     pub(crate) fn silences(cd: &ClusterData) -> Silences {
         let spec = &cd.cluster.spec;
@@ -109,14 +103,28 @@ impl SentinelView {
         Ok(MemberInfos { keepers, proxies, source: Source::Store })
     }
 
-    /// The keepers' published infos as (uid, infoUID), from the copy when live, else from the store; `None`
-    /// when the store cannot be read.
-    pub(crate) async fn keeper_signature(&self, store: &ClusterStore) -> Option<BTreeMap<String, String>> {
-        let infos = match self.keepers.records() {
+    /// Woken by every change of the watched proxy records.
+    pub(crate) fn proxy_changes(&self) -> watch::Receiver<LiveRecords> {
+        self.proxies.subscribe()
+    }
+
+    /// Whether the keeper and proxy records are both watched now (else a caller must poll the store).
+    pub(crate) fn members_live(&self) -> bool {
+        self.keepers.records().is_some() && self.proxies.records().is_some()
+    }
+
+    /// The content of the keeper and proxy records that can move a waiting cluster on, from the copies when
+    /// live, else from the store; `None` when the store cannot be read.
+    pub(crate) async fn progress_signature(&self, store: &ClusterStore) -> Option<ProgressSignature> {
+        let keepers = match self.keepers.records() {
             Some(records) => decode_keeper_infos(records),
             None => store.keeper_infos().await.ok()?,
         };
-        Some(info_signature(&infos.valid))
+        let proxies = match self.proxies.records() {
+            Some(records) => decode_proxy_infos(records),
+            None => store.proxy_infos().await.ok()?,
+        };
+        Some(ProgressSignature::of(&keepers.valid, &proxies.valid))
     }
 }
 
@@ -148,11 +156,6 @@ pub(crate) fn needs_confirmation(old: &ClusterData, new: &ClusterData) -> bool {
         || db_failed
         || old.cluster.status.master != new.cluster.status.master
         || old.proxy.spec != new.proxy.spec
-}
-
-/// The keepers' published infos as (uid, infoUID): a new info changes it.
-pub(crate) fn info_signature(infos: &BTreeMap<String, KeeperInfo>) -> BTreeMap<String, String> {
-    infos.iter().map(|(uid, ki)| (uid.clone(), ki.info_uid.clone())).collect()
 }
 
 #[cfg(test)]

@@ -84,6 +84,14 @@ impl Collector for SentinelCollector {
         for (name, help, value) in gauges {
             encoder.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&value)?;
         }
+        encoder
+            .encode_descriptor(
+                "stolon_sentinel_cluster_data_writes",
+                "Cluster data documents written by this sentinel",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&s.cluster_data_writes(), None)?;
         Ok(())
     }
 }

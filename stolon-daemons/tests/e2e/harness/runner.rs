@@ -117,7 +117,12 @@ fn run_one(s: &Scenario, backend: Backend, handle: &tokio::runtime::Handle) -> R
     // Each scenario's wall time, to measure what a scenario costs CI (docs/e2e.md).
     eprintln!("e2e: {}::{} ran {:.1} s", backend.flag(), s.name, started.elapsed().as_secs_f64());
     let error = match result {
-        Ok(Ok(())) => return Ok(()),
+        Ok(Ok(())) => {
+            if std::env::var("STOLON_E2E_KEEP_LOGS").as_deref() == Ok("always") {
+                eprintln!("e2e: {}::{} logs kept in {}", backend.flag(), s.name, logs.keep().display());
+            }
+            return Ok(());
+        }
         Ok(Err(e)) => format!("{e:#}"),
         Err(panic) => {
             let msg = panic

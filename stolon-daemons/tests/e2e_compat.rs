@@ -195,6 +195,11 @@ async fn test_takeover_of_stolon_store(env: Env) -> R<()> {
     );
     let status: Value = serde_json::from_str(&c.stolonctl_ok(&["status", "--format", "json"]).await?)?;
     ensure!(status["cluster"]["master_db_uid"] == STOLON_MASTER_DB, "stolonctl status after the takeover: {status}");
+    // Normal users are let in by the keeper's first pass after its synchronous standby is synced, which may
+    // follow the checks above by a pass (the standby retries streaming every 5 s when it asked for its slot
+    // before the master created it).
+    let hba_reload = "postgres hba entries changed, reloading postgres instance";
+    c.keeper_ref(&master)?.proc.wait_log(0, hba_reload, WAIT).await?;
     assert_logged(
         "keeper0",
         &c.keeper_ref(&master)?.proc.log_text(),

@@ -1,6 +1,6 @@
 //! The keeper API's HTTP shell against a real PostgreSQL and a real etcd: methods, paths, bad queries, HEAD
 //! and OPTIONS, `/status` and `/cluster`, the shared `/metrics`, TLS and basic authentication, and the
-//! observation query on a running primary. (Every check against a cluster of real keepers is in
+//! observation query on a running primary; the keeper's kept connection to its PostgreSQL. (Every check against a cluster of real keepers is in
 //! stolon-daemons' `e2e_keeper_api`.)
 
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use stolon_core::cluster::{ClusterData, ClusterSpec, Db, DbRole, Keeper};
 use stolon_core::keeper::api::sample::PgSampler;
 use stolon_core::keeper::api::server::{self, ApiListener, ApiState, ServeOptions};
 use stolon_core::keeper::api::{ApiClient, BasicAuth, ClientOptions, KeeperLoop, KeeperView, tls};
+use stolon_core::keeper::observation::{Failure, classify};
 use stolon_core::postgres::query::LocalConn;
 use stolon_core::store::ClusterStore;
 use stolon_core::time::Timestamp;
@@ -48,8 +49,7 @@ async fn start(etcd: &EtcdServer, pg_port: u16, options: ServeOptions) -> Api {
     for l in KeeperLoop::ALL {
         view.beat(l);
     }
-    let conn =
-        LocalConn { port: pg_port, user: POSTGRES_TEST_USER.into(), password: None, timeout: Duration::from_secs(5) };
+    let conn = LocalConn::new(pg_port, POSTGRES_TEST_USER, None, Duration::from_secs(5));
     let tls = options.tls.is_some();
     let listener = ApiListener::bind(format!("127.0.0.1:{}", free_port()).parse().unwrap(), options).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -224,4 +224,33 @@ async fn tls_basic_auth_and_shared_metrics() {
     assert!(client(None, Some(("probe", "s3cret"))).get(&url("/liveness")).await.is_err());
     let plain = url("/liveness").replace("https://", "http://");
     assert!(client(None, None).get(&plain).await.is_err());
+}
+
+/// The keeper's connection to its PostgreSQL: short queries share one kept connection (one backend however
+/// many queries), a connection PostgreSQL closed is replaced at the next query without an error, and a
+/// stopped PostgreSQL is an error the keeper classifies as down (reported unhealthy at once), not as slow.
+#[tokio::test]
+async fn the_kept_local_connection_is_reused_replaced_when_closed_and_down_when_stopped() {
+    let pg = PostgresServer::start_with(&[("unix_socket_directories", "/tmp")]).expect("a real PostgreSQL is needed");
+    let conn = LocalConn::new(pg.port(), POSTGRES_TEST_USER, None, Duration::from_secs(5));
+    let admin = conn.separate().connect().await.unwrap();
+    let others = "from pg_stat_activity where application_name = 'stolon-keeper' and pid <> pg_backend_pid()";
+    let count = format!("select count(*) {others}");
+    for _ in 0..5 {
+        assert!(!conn.in_recovery().await.unwrap());
+        conn.replication_slots().await.unwrap();
+        conn.ping().await.unwrap();
+    }
+    let backends: i64 = admin.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(backends, 1, "fifteen queries on one kept connection");
+
+    admin.execute(&format!("select pg_terminate_backend(pid) {others}"), &[]).await.unwrap();
+    assert!(!conn.in_recovery().await.expect("a closed kept connection is replaced"));
+    let backends: i64 = admin.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(backends, 1, "the replacement, and nothing left of the closed one");
+
+    drop(admin);
+    drop(pg);
+    let err = conn.in_recovery().await.expect_err("PostgreSQL is stopped");
+    assert_eq!(classify(&err), Failure::Down, "{err}");
 }

@@ -1,7 +1,8 @@
 //! The keeper: the pure plan from assigned DB spec and observed instance to actions ([`plan`]) and what the
 //! DB spec means for the local instance ([`db_config`]: parameters, pg_hba, recovery, slots), its execution
 //! ([`execute`]), the check that rewound data can follow its source ([`divergence`]), the same-major guard on
-//! followed masters ([`major`]), local state files ([`state`]), the published KeeperInfo ([`report`]), gauges
+//! followed masters ([`major`]), what a slow or dead instance is reported as ([`observation`]), local state
+//! files ([`state`]), the published KeeperInfo ([`report`]), gauges
 //! ([`metrics`]) and the loops ([`run`]); its HTTP API ([`api`]) and its role label ([`labels`]); its log
 //! messages in stolon's words ([`messages`]), the events of a pass derived from its plan ([`events`]) and the
 //! synchronous-failover shortcuts ([`fast_sync`]).
@@ -16,6 +17,7 @@ pub mod labels;
 pub mod major;
 pub mod messages;
 pub mod metrics;
+pub mod observation;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, watch};
 
@@ -17,12 +17,14 @@ use super::execute::Executor;
 use super::fast_sync::{db_assignment, interruptible};
 use super::messages;
 use super::metrics::KeeperMetrics;
+use super::observation::{Report, classify, report, republished};
 use super::plan::{Applied, KeeperSettings, Observed, Outcome, PlanInput, plan};
 use super::report::{ReportIdentity, keeper_info};
 use super::state::StateFiles;
 use crate::cluster::{ClusterData, DbLocalState, KeeperLocalState, ModelError, PostgresState, defaults};
 use crate::postgres::observe::{
-    ObserveContext, clean_shutdown_checkpoint, local_role, observe, pgdata_initialized, stolon_standby_uids,
+    Observation, ObserveContext, clean_shutdown_checkpoint, local_role, observe, pgdata_initialized,
+    stolon_standby_uids,
 };
 use crate::postgres::query::LocalConn;
 use crate::postgres::replication::control_system_id;
@@ -98,6 +100,8 @@ struct Shared {
     states: StateFiles,
     pg_state: Mutex<Option<PostgresState>>,
     sleep: watch::Sender<Duration>,
+    /// The spec's `failInterval` (milliseconds): how long a slow instance keeps its last healthy state.
+    slow_grace_ms: std::sync::atomic::AtomicU64,
     cd_changed: Notify,
     /// A pass changed the local DB (another DB, a new generation, e.g. a promotion): observe it at once.
     observe_now: Arc<Notify>,
@@ -163,12 +167,12 @@ pub async fn run(
         tracing::info!("stopping the postgres left running by a previous keeper");
         pg.stop(StopMode::Fast).await?;
     }
-    let conn = LocalConn {
-        port: settings.port,
-        user: settings.su_user.clone(),
-        password: settings.su_password.clone().filter(|_| settings.su_auth == AuthMethod::Md5),
-        timeout: request_timeout,
-    };
+    let conn = LocalConn::new(
+        settings.port,
+        settings.su_user.clone(),
+        settings.su_password.clone().filter(|_| settings.su_auth == AuthMethod::Md5),
+        request_timeout,
+    );
     let view = Arc::new(KeeperView::new());
     view.set_local_db(&db_state.uid);
     let db_state = Arc::new(Mutex::new(db_state));
@@ -177,7 +181,7 @@ pub async fn run(
     let executor = Executor {
         failsafe: failsafe.clone(),
         pg: pg.clone(),
-        conn: conn.clone(),
+        conn: conn.separate(),
         settings: settings.clone(),
         states: states.clone(),
         db_state: db_state.clone(),
@@ -204,6 +208,9 @@ pub async fn run(
         states,
         pg_state: Mutex::new(None),
         sleep: sleep_tx,
+        slow_grace_ms: std::sync::atomic::AtomicU64::new(
+            u64::try_from(defaults::FAIL_INTERVAL.to_std_saturating().as_millis()).unwrap_or(u64::MAX),
+        ),
         cd_changed: Notify::new(),
         observe_now,
         publish_now: Notify::new(),
@@ -323,6 +330,8 @@ async fn state_machine_pass(shared: &Shared) -> Result<(), KeeperError> {
     shared.view.cluster_read(cd.clone());
     let sleep = cd.cluster.spec.sleep_interval();
     shared.sleep.send_if_modified(|s| std::mem::replace(s, sleep) != sleep);
+    let grace = u64::try_from(cd.cluster.spec.fail_interval().as_millis()).unwrap_or(u64::MAX);
+    shared.slow_grace_ms.store(grace, Ordering::Relaxed);
     shared.metrics.sleep_interval_seconds.store(sleep.as_secs() as i64, Ordering::Relaxed);
     {
         let mut ks = shared.keeper_state.lock().await;
@@ -428,6 +437,7 @@ async fn assignment_changed(shared: &Shared, cd: &ClusterData) {
 async fn pg_state_loop(shared: Arc<Shared>) {
     let mut urgent = false;
     let mut last: Option<PostgresState> = None;
+    let mut last_healthy: Option<(Instant, PostgresState)> = None;
     loop {
         shared.view.beat(KeeperLoop::PostgresState);
         let local = shared.db_state.lock().await.clone();
@@ -443,7 +453,8 @@ async fn pg_state_loop(shared: Arc<Shared>) {
             repl_password: s.repl_password.clone().filter(|_| s.repl_auth == AuthMethod::Md5),
             restarted_for: local.restarted_for.clone(),
         };
-        let st = observe(&shared.pg, &shared.conn, &ctx).await;
+        let observation = observe(&shared.pg, &shared.conn, &ctx).await;
+        let st = report_of(&shared, observation, &mut last_healthy);
         let fast = shared.fast_report.load(Ordering::Relaxed);
         let changed = last.as_ref() != Some(&st);
         last = Some(st.clone());
@@ -457,6 +468,33 @@ async fn pg_state_loop(shared: Arc<Shared>) {
             _ = shared.observe_now.notified() => true,
         };
     }
+}
+
+/// The state to publish after `observation` (see [`super::observation`]); `last_healthy` is the last
+/// complete observation and when it was made.
+fn report_of(
+    shared: &Shared,
+    observation: Observation,
+    last_healthy: &mut Option<(Instant, PostgresState)>,
+) -> PostgresState {
+    let Observation { state, failure } = observation;
+    if state.healthy {
+        *last_healthy = Some((Instant::now(), state.clone()));
+        return state;
+    }
+    let failure = failure.as_ref().map(classify);
+    let grace = Duration::from_millis(shared.slow_grace_ms.load(Ordering::Relaxed));
+    let since = last_healthy.as_ref().map(|(at, _)| at.elapsed());
+    if report(failure, since, grace) == Report::LastHealthy {
+        if let Some(kept) = last_healthy.as_ref().and_then(|(_, last)| republished(last, &state)) {
+            tracing::warn!(
+                since_healthy = ?since.unwrap_or_default(),
+                "postgres answers slowly: keeping its last healthy state"
+            );
+            return kept;
+        }
+    }
+    state
 }
 
 /// The local DB and the generation it converged to: a change means the sentinel has news.

@@ -66,9 +66,18 @@ pub struct ObserveContext {
     pub restarted_for: String,
 }
 
+/// An observation: the state, and why it is incomplete when it is.
+#[derive(Debug)]
+pub struct Observation {
+    /// The PostgresState (`healthy` false when `failure` is set).
+    pub state: PostgresState,
+    /// The first error of an incomplete observation.
+    pub failure: Option<super::error::PgError>,
+}
+
 /// Collects the PostgresState. `healthy` is true only when the file parameters, in-sync standbys, system
 /// identity and timeline history were all read (the oldest WAL file is best effort).
-pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> PostgresState {
+pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> Observation {
     let mut st = PostgresState {
         uid: ctx.db_uid.clone(),
         generation: ctx.generation,
@@ -79,12 +88,18 @@ pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> 
         ..Default::default()
     };
     if !pgdata_initialized(pg.pgdata()) {
-        return st;
+        return Observation { state: st, failure: None };
     }
-    match collect(pg, conn, ctx, &mut st).await {
-        Ok(()) => st.healthy = true,
-        Err(e) => tracing::debug!(error = %e, "postgres state incomplete"),
-    }
+    let failure = match collect(pg, conn, ctx, &mut st).await {
+        Ok(()) => {
+            st.healthy = true;
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "postgres state incomplete");
+            Some(e)
+        }
+    };
     if !st.healthy {
         st.shutdown_checkpoint = clean_shutdown_checkpoint(pg.pgdata()).unwrap_or(0);
     }
@@ -92,7 +107,7 @@ pub async fn observe(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext) -> 
         Ok(w) => st.older_wal_file = w.unwrap_or_default(),
         Err(e) => tracing::debug!(error = %e, "oldest WAL file unknown"),
     }
-    st
+    Observation { state: st, failure }
 }
 
 async fn collect(pg: &PgProcess, conn: &LocalConn, ctx: &ObserveContext, st: &mut PostgresState) -> PgResult<()> {

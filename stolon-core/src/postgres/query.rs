@@ -1,8 +1,12 @@
 //! SQL on the local instance through tokio-postgres over the unix socket, as the superuser, database
-//! `postgres`, each call bounded by the request timeout.
+//! `postgres`, each call bounded by the request timeout. Short queries share one kept connection
+//! ([`LocalConn::kept`]), opened again when PostgreSQL closed it: a new connection per query costs a
+//! backend start and an authentication, which on a loaded machine took seconds and made the keeper report a
+//! healthy instance as failed.
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
@@ -22,6 +26,8 @@ pub struct LocalConn {
     pub password: Option<String>,
     /// Bound of every connection and query.
     pub timeout: Duration,
+    /// The connection kept for short queries (shared by clones; see [`LocalConn::separate`]).
+    kept: Arc<tokio::sync::Mutex<Option<Arc<Client>>>>,
 }
 
 impl std::fmt::Debug for LocalConn {
@@ -87,6 +93,69 @@ pub struct ReplayPositions {
 }
 
 impl LocalConn {
+    /// Superuser connection parameters; nothing is connected yet.
+    pub fn new(port: u16, user: impl Into<String>, password: Option<String>, timeout: Duration) -> LocalConn {
+        LocalConn { port, user: user.into(), password, timeout, kept: Arc::default() }
+    }
+
+    /// The same parameters with a kept connection of its own: its queries never wait behind another
+    /// user's (the state machine's and the observation loop's).
+    pub fn separate(&self) -> LocalConn {
+        LocalConn { kept: Arc::default(), ..self.clone() }
+    }
+
+    /// The kept connection, opened when there is none or PostgreSQL closed it; `true` with one reused.
+    async fn kept_client(&self) -> PgResult<(Arc<Client>, bool)> {
+        let mut kept = self.kept.lock().await;
+        if let Some(c) = kept.as_ref().filter(|c| !c.is_closed()) {
+            return Ok((c.clone(), true));
+        }
+        *kept = None;
+        let c = Arc::new(self.connect().await?);
+        *kept = Some(c.clone());
+        Ok((c, false))
+    }
+
+    /// Drops the kept connection if it is still `client` (a later query opens a new one).
+    async fn forget(&self, client: &Arc<Client>) {
+        let mut kept = self.kept.lock().await;
+        if kept.as_ref().is_some_and(|k| Arc::ptr_eq(k, client)) {
+            *kept = None;
+        }
+    }
+
+    /// Runs `query` on the kept connection, bounded by the timeout. A reused connection found closed (a
+    /// restart of PostgreSQL) is replaced once; one that timed out is dropped, so that the next query does
+    /// not queue behind a statement still running.
+    async fn on_kept<T, F, Fut>(&self, what: &'static str, query: F) -> PgResult<T>
+    where
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let mut retried = false;
+        loop {
+            let (client, reused) = self.kept_client().await?;
+            match tokio::time::timeout(self.timeout, query(client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(source)) => {
+                    if !connection_lost(&client, &source) {
+                        return Err(PgError::Query { what, source });
+                    }
+                    self.forget(&client).await;
+                    if !reused || retried {
+                        return Err(PgError::Query { what, source });
+                    }
+                    tracing::debug!(error = %source, "the kept connection to postgres was closed: reconnecting");
+                    retried = true;
+                }
+                Err(_) => {
+                    self.forget(&client).await;
+                    return Err(PgError::Timeout(format!("query {what} after {:?}", self.timeout)));
+                }
+            }
+        }
+    }
+
     async fn bounded<T, F: Future<Output = Result<T, tokio_postgres::Error>>>(
         &self,
         what: &'static str,
@@ -115,8 +184,7 @@ impl LocalConn {
 
     /// `select 1`: whether the instance accepts connections.
     pub async fn ping(&self) -> PgResult<()> {
-        let c = self.connect().await?;
-        self.bounded("ping", c.simple_query("select 1")).await.map(|_| ())
+        self.on_kept("ping", |c| async move { c.simple_query("select 1").await }).await.map(|_| ())
     }
 
     /// Polls [`Self::ping`] every 200ms until it succeeds or `timeout` elapses (`None` = forever).
@@ -156,51 +224,35 @@ impl LocalConn {
 
     /// Names of the physical, non-temporary replication slots.
     pub async fn replication_slots(&self) -> PgResult<BTreeSet<String>> {
-        let c = self.connect().await?;
-        let rows = self
-            .bounded(
-                "replication slots",
-                c.query(
-                    "select slot_name::text from pg_replication_slots where slot_type = 'physical' and not temporary",
-                    &[],
-                ),
-            )
-            .await?;
+        let sql = "select slot_name::text from pg_replication_slots where slot_type = 'physical' and not temporary";
+        let rows = self.on_kept("replication slots", |c| async move { c.query(sql, &[]).await }).await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
     }
 
     /// Creates a physical replication slot.
     pub async fn create_slot(&self, name: &str) -> PgResult<()> {
-        let c = self.connect().await?;
-        self.bounded("create slot", c.execute("select pg_create_physical_replication_slot($1)", &[&name]))
-            .await
-            .map(|_| ())
+        let sql = "select pg_create_physical_replication_slot($1)";
+        self.on_kept("create slot", |c| async move { c.execute(sql, &[&name]).await }).await.map(|_| ())
     }
 
     /// Drops a replication slot.
     pub async fn drop_slot(&self, name: &str) -> PgResult<()> {
-        let c = self.connect().await?;
-        self.bounded("drop slot", c.execute("select pg_drop_replication_slot($1)", &[&name])).await.map(|_| ())
+        let sql = "select pg_drop_replication_slot($1)";
+        self.on_kept("drop slot", |c| async move { c.execute(sql, &[&name]).await }).await.map(|_| ())
     }
 
     /// `application_name`s of the walsenders in `sync` state.
     pub async fn sync_standby_names(&self) -> PgResult<Vec<String>> {
-        let c = self.connect().await?;
-        let rows = self
-            .bounded(
-                "pg_stat_replication",
-                c.query("select application_name::text from pg_stat_replication where sync_state = 'sync'", &[]),
-            )
-            .await?;
+        let sql = "select application_name::text from pg_stat_replication where sync_state = 'sync'";
+        let rows = self.on_kept("pg_stat_replication", |c| async move { c.query(sql, &[]).await }).await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
     }
 
     /// Where replay stands, read at one instant: see [`ReplayPositions`].
     pub async fn replay_positions(&self) -> PgResult<ReplayPositions> {
-        let c = self.connect().await?;
         let sql = "select pg_last_wal_replay_lsn()::text, \
                    (select latest_end_lsn::text from pg_stat_wal_receiver where status = 'streaming' limit 1)";
-        let row = self.bounded("replay positions", c.query_one(sql, &[])).await?;
+        let row = self.on_kept("replay positions", |c| async move { c.query_one(sql, &[]).await }).await?;
         let lsn = |i: usize, what: &'static str| -> PgResult<u64> {
             match row.try_get::<_, Option<String>>(i).ok().flatten() {
                 None => Ok(0),
@@ -218,25 +270,17 @@ impl LocalConn {
     /// the configuration, which PostgreSQL flags as pending for `recovery_target_timeline` although nothing
     /// changes for a primary.
     pub async fn pending_restart(&self) -> PgResult<bool> {
-        let c = self.connect().await?;
         let sql = "select bool_or(pending_restart) from pg_settings where name not like 'recovery\\_target%' \
                    and name not in ('primary_conninfo', 'primary_slot_name', 'restore_command')";
-        let row = self.bounded("pending restart", c.query_one(sql, &[])).await?;
+        let row = self.on_kept("pending restart", |c| async move { c.query_one(sql, &[]).await }).await?;
         Ok(row.try_get::<_, Option<bool>>(0).ok().flatten().unwrap_or(false))
     }
 
     /// Parameters set in the configuration files (`pg_file_settings`, later entries win).
     pub async fn file_settings(&self) -> PgResult<PgParameters> {
-        let c = self.connect().await?;
-        let rows = self
-            .bounded(
-                "pg_file_settings",
-                c.query(
-                    "select name, setting from pg_file_settings where name is not null and setting is not null order by seqno",
-                    &[],
-                ),
-            )
-            .await?;
+        let sql = "select name, setting from pg_file_settings where name is not null and setting is not null \
+                   order by seqno";
+        let rows = self.on_kept("pg_file_settings", |c| async move { c.query(sql, &[]).await }).await?;
         Ok(rows
             .iter()
             .filter_map(|r| Some((r.try_get::<_, String>(0).ok()?, r.try_get::<_, String>(1).ok()?)))
@@ -245,8 +289,8 @@ impl LocalConn {
 
     /// A setting's current value (`current_setting`).
     pub async fn setting(&self, name: &str) -> PgResult<String> {
-        let c = self.connect().await?;
-        let row = self.bounded("current_setting", c.query_one("select current_setting($1)", &[&name])).await?;
+        let sql = "select current_setting($1)";
+        let row = self.on_kept("current_setting", |c| async move { c.query_one(sql, &[&name]).await }).await?;
         row.try_get(0).map_err(|source| PgError::Query { what: "current_setting", source })
     }
 
@@ -258,10 +302,20 @@ impl LocalConn {
 
     /// Whether the instance is in recovery (a standby).
     pub async fn in_recovery(&self) -> PgResult<bool> {
-        let c = self.connect().await?;
-        let row = self.bounded("pg_is_in_recovery", c.query_one("select pg_is_in_recovery()", &[])).await?;
+        let sql = "select pg_is_in_recovery()";
+        let row = self.on_kept("pg_is_in_recovery", |c| async move { c.query_one(sql, &[]).await }).await?;
         row.try_get(0).map_err(|source| PgError::Query { what: "pg_is_in_recovery", source })
     }
+}
+
+/// Whether `error` of a query on `client` means the connection is gone (PostgreSQL closed it, or ended its
+/// backend: the `FATAL` "terminating connection" of a shutdown or of `pg_terminate_backend` arrives before
+/// the connection is seen closed), rather than an error of the query.
+fn connection_lost(client: &Client, error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::Severity;
+    client.is_closed()
+        || error.is_closed()
+        || error.as_db_error().is_some_and(|db| matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic)))
 }
 
 /// Runs `CHECKPOINT` on a remote instance over TCP as `user`: pg_rewind reads the source's timeline from its

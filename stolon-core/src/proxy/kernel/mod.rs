@@ -14,3 +14,6 @@ pub mod splice;
 pub use bpf::{KernelError, SockHash};
 pub use mode::{DEFAULT_MODE, Forwarding, ForwardingMode, Selected};
 pub use splice::{Ended, splice};
+
+#[cfg(test)]
+mod concurrent_tests;

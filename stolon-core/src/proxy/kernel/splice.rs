@@ -254,7 +254,10 @@ impl Splice {
                 let side = ev.u64 as usize;
                 let error = self.error(side);
                 let peer_ended = draining[1 - side] || done[1 - side];
-                if (ev.events as libc::c_int & libc::EPOLLERR != 0 || error.is_some()) && !benign(error, peer_ended) {
+                if (ev.events as libc::c_int & libc::EPOLLERR != 0 || error.is_some()) && !benign(error.as_ref(), peer_ended) {
+                    let side = if side == 0 { "client" } else { "server" };
+                    let events = ev.events;
+                    tracing::debug!(side, events, ?error, peer_ended, "a kernel-forwarded socket failed; closing the connection");
                     return Ended::Failed;
                 }
             }
@@ -298,7 +301,7 @@ impl Splice {
 
 /// When a socket's peer receives the end of stream, the kernel redirects it as an empty chunk and reports
 /// `EPIPE` on the socket (`peer_ended`): not a failure. Any other error is.
-fn benign(error: Option<io::Error>, peer_ended: bool) -> bool {
+fn benign(error: Option<&io::Error>, peer_ended: bool) -> bool {
     peer_ended && error.is_none_or(|e| e.raw_os_error() == Some(libc::EPIPE))
 }
 

@@ -254,10 +254,18 @@ impl Splice {
                 let side = ev.u64 as usize;
                 let error = self.error(side);
                 let peer_ended = draining[1 - side] || done[1 - side];
-                if (ev.events as libc::c_int & libc::EPOLLERR != 0 || error.is_some()) && !benign(error.as_ref(), peer_ended) {
+                if (ev.events as libc::c_int & libc::EPOLLERR != 0 || error.is_some())
+                    && !benign(error.as_ref(), peer_ended)
+                {
                     let side = if side == 0 { "client" } else { "server" };
                     let events = ev.events;
-                    tracing::debug!(side, events, ?error, peer_ended, "a kernel-forwarded socket failed; closing the connection");
+                    tracing::debug!(
+                        side,
+                        events,
+                        ?error,
+                        peer_ended,
+                        "a kernel-forwarded socket failed; closing the connection"
+                    );
                     return Ended::Failed;
                 }
             }

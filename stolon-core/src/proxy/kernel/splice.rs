@@ -482,6 +482,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let (mut server, written) = writer.join().unwrap();
+        // Blocking again: the reads below wait (with a timeout) rather than fail while bytes are on their way.
+        server.set_nonblocking(false).unwrap();
         let kept = map.count(socket_cookie(from.as_raw_fd()).unwrap()).unwrap().kept;
         eprintln!("written {written} bytes, largest redirect queue {largest} bytes, {kept} bytes kept");
         assert!(largest <= QUEUE_LIMIT + 65536, "the redirect queue reached {largest} bytes");

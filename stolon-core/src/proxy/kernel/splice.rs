@@ -253,7 +253,13 @@ impl Splice {
             for ev in events {
                 let side = ev.u64 as usize;
                 let error = self.error(side);
-                let peer_ended = draining[1 - side] || done[1 - side];
+                let peer = 1 - side;
+                // The peer's end of stream may be reported in a later batch than the EPIPE it causes on this
+                // socket: ask the peer socket itself.
+                if error.is_some() && !draining[peer] && !done[peer] && read_hung_up(&self.sockets[peer]) {
+                    draining[peer] = true;
+                }
+                let peer_ended = draining[peer] || done[peer];
                 if (ev.events as libc::c_int & libc::EPOLLERR != 0 || error.is_some())
                     && !benign(error.as_ref(), peer_ended)
                 {
@@ -311,6 +317,14 @@ impl Splice {
 /// `EPIPE` on the socket (`peer_ended`): not a failure. Any other error is.
 fn benign(error: Option<&io::Error>, peer_ended: bool) -> bool {
     peer_ended && error.is_none_or(|e| e.raw_os_error() == Some(libc::EPIPE))
+}
+
+/// True when `socket` has received the end of stream (`POLLRDHUP` now).
+fn read_hung_up(socket: &TcpStream) -> bool {
+    let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll reads and writes the one pollfd given; timeout 0 never blocks.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
 
 /// An epoll set reporting only hang-ups, read hang-ups and errors of `fds` (data is `0` and `1`).

@@ -22,8 +22,8 @@ pub enum ForwardingMode {
     Userspace,
 }
 
-/// The default `--forwarding`. Kernel forwarding beat userspace by 20-37% (docs/benchmarks.md), measured
-/// before its back-pressure was bounded; it stays opt-in until measured again with the bound.
+/// The default `--forwarding`. With back-pressure bounded, kernel forwarding makes 0.97-1.29x userspace's
+/// TPS (docs/benchmarks.md): not a clear enough win for a default, so it stays opt-in.
 pub const DEFAULT_MODE: ForwardingMode = ForwardingMode::Userspace;
 
 impl FromStr for ForwardingMode {

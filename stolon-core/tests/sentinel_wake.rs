@@ -11,13 +11,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "common/sentinel_fixtures.rs"]
+#[allow(dead_code)]
+mod sentinel_fixtures;
+
 use futures::StreamExt;
 use stolon_conformance::servers::EtcdServer;
 use stolon_core::cluster::*;
 use stolon_core::duration::GoDuration;
 use stolon_core::sentinel::{Sentinel, SentinelConfig, SentinelStats};
 use stolon_core::store::ClusterStore;
-use stolon_core::time::Timestamp;
 use stolon_store::{MemberKind, Store, StoreBackend};
 use tokio::time::Instant;
 
@@ -33,49 +36,15 @@ struct Members {
 /// A cluster whose master db1 (keeper1) was just elected: generation 2, keeper1 still reported generation 1,
 /// the proxies fenced (no routing target). db2 on keeper2 follows it; keeper2 cannot be master.
 fn cluster(sleep: Duration, fail: Duration) -> ClusterData {
-    let spec = ClusterSpec {
-        init_mode: Some(ClusterInitMode::New),
-        sleep_interval: Some(GoDuration::from_std(sleep)),
-        fail_interval: Some(GoDuration::from_std(fail)),
-        ..ClusterSpec::default()
-    };
-    let mut cd = ClusterData::new_initial("cluster1", spec, Timestamp::now());
-    cd.cluster.status.phase = Some(ClusterPhase::Normal);
-    cd.cluster.status.master = "db1".into();
-    for k in ["keeper1", "keeper2"] {
-        let status = KeeperStatus { healthy: true, last_healthy_time: Timestamp::now(), ..KeeperStatus::default() };
-        cd.keepers.insert(k.into(), Keeper { uid: k.into(), generation: 1, status, ..Keeper::default() });
+    let mut cd = sentinel_fixtures::normal(2, 1);
+    cd.cluster.spec.sleep_interval = Some(GoDuration::from_std(sleep));
+    cd.cluster.spec.fail_interval = Some(GoDuration::from_std(fail));
+    for db in cd.dbs.values_mut() {
+        db.status.x_log_pos = 0x3000000;
     }
-    for (db, keeper, master) in [("db1", "keeper1", None), ("db2", "keeper2", Some("db1"))] {
-        let (role, follow_config) = match master {
-            None => (DbRole::Master, None),
-            Some(m) => (
-                DbRole::Standby,
-                Some(FollowConfig { follow_type: Some(FollowType::Internal), db_uid: m.into(), ..Default::default() }),
-            ),
-        };
-        let spec = DbSpec {
-            keeper_uid: keeper.into(),
-            request_timeout: defaults::REQUEST_TIMEOUT,
-            max_standbys: defaults::MAX_STANDBYS,
-            additional_wal_senders: defaults::ADDITIONAL_WAL_SENDERS,
-            init_mode: Some(DbInitMode::None),
-            role: Some(role),
-            follow_config,
-            followers: Some(if master.is_none() { vec!["db2".into()] } else { vec![] }),
-            ..DbSpec::default()
-        };
-        let generation = if master.is_none() { 2 } else { 1 };
-        let status = DbStatus {
-            healthy: true,
-            current_generation: 1,
-            timeline_id: 1,
-            x_log_pos: 0x3000000,
-            ..DbStatus::default()
-        };
-        cd.dbs.insert(db.into(), Db { uid: db.into(), generation, spec, status, ..Db::default() });
-    }
+    cd.dbs.get_mut("db1").unwrap().generation = 2;
     cd.proxy.generation = 2;
+    cd.proxy.spec.master_db_uid = String::new();
     cd
 }
 

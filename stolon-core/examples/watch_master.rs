@@ -13,7 +13,7 @@ mod common;
 
 use futures::StreamExt;
 use stolon_core::cluster::ClusterData;
-use stolon_core::stolon_store::{self, Revision, WatchEvent};
+use stolon_core::stolon_store::{self, WatchEvent};
 use stolon_core::store::ClusterStore;
 
 const USAGE: &str = "watch_master --cluster-name NAME [--store-backend etcdv3] [--store-endpoints URL,...] \
@@ -54,13 +54,13 @@ async fn main() {
         printed >= max_changes
     };
     loop {
-        // Read the current document, then watch every change after its revision; a Reset (history
-        // compacted, watch expired) or a broken stream means: read again and watch from there.
-        let (data, revision): (Option<ClusterData>, Option<Revision>) = match store.cluster_data().await {
-            Ok(Some(v)) => (Some(v.data), Some(v.revision)),
-            Ok(None) => (None, None),
+        // Read the current document and watch every change after it (no write falls in between, also while
+        // there is no document yet); a Reset (history compacted, watch expired) or a broken stream means:
+        // read and watch again.
+        let (data, mut events) = match store.cluster_data_and_watch().await {
+            Ok((data, events)) => (data.map(|v| v.data), events),
             Err(e) => {
-                eprintln!("cannot read the cluster data: {e}; retrying");
+                eprintln!("cannot read and watch the cluster data: {e}; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
@@ -68,14 +68,6 @@ async fn main() {
         if print(master_line(data.as_ref())) {
             return;
         }
-        let mut events = match store.watch_cluster_data(revision.as_ref()).await {
-            Ok(events) => events,
-            Err(e) => {
-                eprintln!("cannot watch the cluster data: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
         while let Some(event) = events.next().await {
             let line = match event {
                 Ok(WatchEvent::Put(doc)) => match ClusterData::from_json(&doc.value) {

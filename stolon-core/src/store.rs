@@ -129,6 +129,15 @@ impl ClusterStore {
         self.decode_cluster_data(doc)
     }
 
+    /// The cluster data and a watch of every later change to it: no write falls between the read and the
+    /// watch, also when there is no cluster data yet ([`cluster_data_view::read_then_watch`]).
+    pub async fn cluster_data_and_watch(
+        &self,
+    ) -> Result<(Option<VersionedClusterData>, WatchStream), ClusterStoreError> {
+        let (doc, stream) = cluster_data_view::read_then_watch(self.store.as_ref()).await?;
+        Ok((self.decode_cluster_data(doc)?, stream))
+    }
+
     /// The cluster data as `view` holds it while its watch is live, else read from the store like
     /// [`ClusterStore::cluster_data`].
     pub async fn cluster_data_via(

@@ -54,6 +54,19 @@ fn cluster_data(master: &str, keeper: &str, addr: &str) -> Value {
     })
 }
 
+/// A child process killed when the test ends, also when it fails (it would otherwise outlive the test).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Also the race fixed in 2026-12: the test writes the first cluster data right after watch_master printed
+/// `no master`, i.e. right after its read found no document; a watch opened only after that read (from
+/// "now": there was no revision to start from) missed the write under load and the test waited forever.
 #[tokio::test]
 async fn watch_master_and_cluster_status_json_against_a_real_etcd() {
     let (watch_master, status_json) = (example("watch_master"), example("cluster_status_json"));
@@ -71,14 +84,16 @@ async fn watch_master_and_cluster_status_json_against_a_real_etcd() {
     };
     assert_eq!(status("")["cluster"]["available"], false);
 
-    let mut child = Command::new(&watch_master)
-        .args(args)
-        .args(["--max-changes", "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn watch_master");
+    let mut child = KillOnDrop(
+        Command::new(&watch_master)
+            .args(args)
+            .args(["--max-changes", "3"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn watch_master"),
+    );
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -98,7 +113,7 @@ async fn watch_master_and_cluster_status_json_against_a_real_etcd() {
     put(same).await;
     put(cluster_data("db1", "keeper1", "10.0.0.11")).await;
     assert_eq!(next(), "master keeper1 db1 10.0.0.11:5432");
-    let exit = child.wait().expect("watch_master exits after --max-changes 3");
+    let exit = child.0.wait().expect("watch_master exits after --max-changes 3");
     assert!(exit.success(), "{exit:?}");
     status("keeper1");
 }

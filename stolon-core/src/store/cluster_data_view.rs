@@ -51,8 +51,9 @@ impl Drop for ClusterDataView {
     }
 }
 
-/// Reads the document and opens a watch that misses no later write.
-async fn start(store: &dyn Store) -> StoreResult<(Option<Document>, WatchStream)> {
+/// Reads the cluster document and opens a watch that misses no later write: from the revision read, or,
+/// when there is no document yet (no revision to start from), opened before a second read.
+pub async fn read_then_watch(store: &dyn Store) -> StoreResult<(Option<Document>, WatchStream)> {
     if let Some(doc) = store.get_cluster_data().await? {
         let stream = store.watch_cluster_data(Some(&doc.revision)).await?;
         return Ok((Some(doc), stream));
@@ -67,7 +68,7 @@ async fn start(store: &dyn Store) -> StoreResult<(Option<Document>, WatchStream)
 
 async fn follow(store: Arc<dyn Store>, tx: watch::Sender<LiveDocument>) {
     loop {
-        let (doc, mut stream) = match start(store.as_ref()).await {
+        let (doc, mut stream) = match read_then_watch(store.as_ref()).await {
             Ok(started) => started,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot watch the cluster data");

@@ -22,8 +22,9 @@ pub enum ForwardingMode {
     Userspace,
 }
 
-/// The default `--forwarding`. With back-pressure bounded, kernel forwarding makes 0.97-1.29x userspace's
-/// TPS (docs/benchmarks.md): not a clear enough win for a default, so it stays opt-in.
+/// The default `--forwarding`. With back-pressure bounded, kernel forwarding makes 1.11-1.31x userspace's
+/// TPS and 0.74-0.87 of direct at 8 and 32 clients (docs/benchmarks.md, "Where the time goes"): short of the
+/// 15% everywhere a default needs, so it stays opt-in.
 pub const DEFAULT_MODE: ForwardingMode = ForwardingMode::Userspace;
 
 impl FromStr for ForwardingMode {

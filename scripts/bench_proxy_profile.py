@@ -24,7 +24,7 @@ SAMPLE = re.compile(r"^\s*(?P<comm>.+?)\s+(?P<ip>[0-9a-f]+)\s+(?P<sym>.*?)\s+\((
 KERNEL_FAMILIES = [
     ("sockmap, psock backlog and BPF", ("sk_psock", "sk_skb", "sock_map", "sock_hash", "sk_msg", "bpf_",
                                          "__bpf", "skb_send_sock", "__skb_send_sock", "sk_redirect",
-                                         "sk_psock_", "tcp_bpf", "sk_stream_verdict")),
+                                         "tcp_bpf", "sk_stream_verdict")),
     ("memory copies", ("copy_user", "_copy_to", "_copy_from", "copy_to_user", "copy_from_user", "memcpy",
                        "__memcpy", "memmove", "__memmove", "rep_movs", "skb_copy", "__skb_datagram_iter",
                        "skb_datagram_iter", "simple_copy_to_iter")),
@@ -36,7 +36,7 @@ KERNEL_FAMILIES = [
                                  "__release_sock", "security_sock", "security_socket", "dst_", "eth_type",
                                  "validate_xmit", "sch_direct", "__qdisc", "pfifo", "__local_bh", "do_softirq",
                                  "__do_softirq", "handle_softirqs", "irq_exit", "page_frag", "mem_cgroup_charge_skmem",
-                                 "__sk_mem", "sk_mem", "csum", "__build_skb", "skb_release", "__napi_poll",
+                                 "__sk_mem", "sk_mem", "csum", "__build_skb",
                                  "__send", "__sys_send", "__sys_recv", "sock_recvmsg", "sock_sendmsg",
                                  "unix_", "__unix")),
     ("scheduler, wake-ups, context switches", ("schedule", "__schedule", "try_to_wake_up", "wake_up",

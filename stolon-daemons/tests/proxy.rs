@@ -488,11 +488,16 @@ async fn auto_falls_back_to_userspace_without_the_capabilities() {
     store.put_cluster_data(&cluster_data(&[("db1", target_port)], "db1", &[], 1)).await.expect("write cd");
     let uid = proxy_uid_at(&store, 1).await;
     store.put_cluster_data(&cluster_data(&[("db1", target_port)], "db1", &[&uid], 2)).await.expect("write cd");
-    proxy_uid_at(&store, 2).await;
-    let mut client = TcpStream::connect(proxy.addr()).await.expect("connect through the proxy");
-    client.write_all(b"through userspace").await.expect("write");
-    let mut echoed = [0u8; 17];
-    tokio::time::timeout(WAIT, client.read_exact(&mut echoed)).await.expect("echo timed out").expect("echo");
+    // The proxy reports generation 2 before it routes (stolon's order: announce, then route), so a connection
+    // made right after the report may still be dropped: wait for one that is forwarded.
+    let echoed = eventually("an echo through the proxy", || async {
+        let mut client = TcpStream::connect(proxy.addr()).await.ok()?;
+        client.write_all(b"through userspace").await.ok()?;
+        let mut echoed = [0u8; 17];
+        tokio::time::timeout(WAIT, client.read_exact(&mut echoed)).await.ok()?.ok()?;
+        Some(echoed)
+    })
+    .await;
     assert_eq!(&echoed, b"through userspace");
 
     let log = std::fs::read_to_string(&proxy.log_path).expect("proxy log");

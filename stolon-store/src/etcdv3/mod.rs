@@ -52,7 +52,11 @@ impl EtcdV3Store {
             // etcd answers pings more often than its --grpc-keepalive-min-time (5 s by default), or on a
             // connection without streams, with GOAWAY "too_many_pings", which cancels every request in flight.
             .with_keep_alive(KEEP_ALIVE_INTERVAL, config.timeout)
-            .with_keep_alive_while_idle(false);
+            .with_keep_alive_while_idle(false)
+            // A member cut off from its cluster's quorum then refuses requests with "no leader" at once, and
+            // ends open watches after three election timeouts: without it, requests wait for the timeout
+            // and a watch stays open and silent while the majority goes on changing the cluster.
+            .with_require_leader(true);
         let https = if config.uses_tls() {
             Some(tls::channel(config, KEEP_ALIVE_INTERVAL)?)
         } else if config.tls.ca_file.is_some() || config.tls.cert_file.is_some() {

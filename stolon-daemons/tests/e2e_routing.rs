@@ -285,6 +285,18 @@ async fn test_haproxy_failover(env: Env) -> R<()> {
         .collect::<R<_>>()?;
     let hap = HaProxy::start(&env, c.dir(), "500ms", &servers)?;
     let (master, _) = settled(&c).await?;
+    // HAProxy starts every server up: until each one's first check, a connection may reach a standby. Wait
+    // until every server was checked and the primary section has the master alone up, the replicas the others.
+    let master_server = format!("keeper{}", apis.keys().position(|uid| *uid == master).context("master's API")?);
+    wait_for("HAProxy's checks: the master alone up for writes, the standbys for reads", WAIT, || async {
+        let Some(stats) = hap.checked()? else { return Ok(None) };
+        let misplaced: Vec<_> = stats
+            .iter()
+            .filter(|s| (s.status == "UP") != ((s.listen == "primary") == (s.server == master_server)))
+            .collect();
+        if misplaced.is_empty() { Ok(Some(())) } else { Err(anyhow::anyhow!("not yet: {misplaced:?}")) }
+    })
+    .await?;
     let old_port = c.keeper_ref(&master)?.pg_port;
     wait_for("HAProxy's primary frontend reaching the master", WAIT, || async {
         let got = sql::server_port(&sql::connect(hap.primary_port).await?).await?;

@@ -1,7 +1,12 @@
 //! A real HAProxy (Debian's `haproxy`) in front of the keepers with the configuration of `examples/haproxy/`: a
 //! primary frontend for writes (`/primary` checks) and a replicas frontend for reads (`/replica?lag=16MB`).
+//!
+//! HAProxy 2.6 (Debian's) starts every server up until its first check: a test waits for [`HaProxy::checked`]
+//! before it sends anything, or a connection may reach a server no check has looked at yet.
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use stolon_conformance::servers::free_port;
@@ -18,6 +23,48 @@ pub struct HaProxy {
     pub replicas_port: u16,
     /// The process (killed on drop).
     pub proc: Process,
+    /// HAProxy's stats socket (the test's addition to the example).
+    stats_socket: PathBuf,
+}
+
+/// One server of one `listen` section as HAProxy's `show stat` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStat {
+    /// The section: `primary` or `replicas`.
+    pub listen: String,
+    /// The server's name (`keeper0`...).
+    pub server: String,
+    /// `UP`, `DOWN`, or a transition such as `UP 1/2`.
+    pub status: String,
+    /// The last check's result (`INI` before the first one; a leading `* ` while one runs).
+    pub check_status: String,
+}
+
+impl ServerStat {
+    /// Whether at least one check of this server has ended.
+    pub fn checked(&self) -> bool {
+        !matches!(self.check_status.trim_start_matches("* "), "" | "INI" | "UNK")
+    }
+}
+
+/// The server rows of a `show stat` CSV answer (the frontend and backend summary rows left out).
+fn parse_show_stat(csv: &str) -> R<Vec<ServerStat>> {
+    let mut lines = csv.lines();
+    let header = lines.next().and_then(|h| h.strip_prefix("# ")).context("show stat: no '# ' header line")?;
+    let cols: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name).with_context(|| format!("show stat: no {name} column"));
+    let (px, sv, status, check) = (col("pxname")?, col("svname")?, col("status")?, col("check_status")?);
+    let mut out = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        let field = |i: usize| f.get(i).map(|v| v.to_string()).with_context(|| format!("show stat: short row {line}"));
+        let server = field(sv)?;
+        if server == "FRONTEND" || server == "BACKEND" {
+            continue;
+        }
+        out.push(ServerStat { listen: field(px)?, server, status: field(status)?, check_status: field(check)? });
+    }
+    Ok(out)
 }
 
 /// One backend server: a keeper's PostgreSQL port and its API port.
@@ -38,8 +85,15 @@ fn binary() -> String {
 pub const EXAMPLE: &str = include_str!("../../../../examples/haproxy/haproxy.cfg");
 
 /// The example configuration on loopback: its frontends bound to `primary_port` and `replicas_port`, its
-/// servers replaced by `servers`, checks every `inter` instead of every second; every other line as shipped.
-pub fn config(primary_port: u16, replicas_port: u16, inter: &str, servers: &[Server]) -> R<String> {
+/// servers replaced by `servers`, checks every `inter` instead of every second, and a stats socket at
+/// `stats_socket` (for [`HaProxy::checked`]); every other line as shipped.
+pub fn config(
+    primary_port: u16,
+    replicas_port: u16,
+    inter: &str,
+    servers: &[Server],
+    stats_socket: &Path,
+) -> R<String> {
     let mut out = String::new();
     let (mut binds, mut lists) = (0, 0);
     for line in EXAMPLE.lines() {
@@ -61,6 +115,9 @@ pub fn config(primary_port: u16, replicas_port: u16, inter: &str, servers: &[Ser
         };
         out.push_str(&line);
         out.push('\n');
+        if t == "global" {
+            out.push_str(&format!("    stats socket {} mode 600 level user\n", stats_socket.display()));
+        }
         if t == "http-check expect status 200" {
             lists += 1;
             for (i, srv) in servers.iter().enumerate() {
@@ -68,6 +125,7 @@ pub fn config(primary_port: u16, replicas_port: u16, inter: &str, servers: &[Ser
             }
         }
     }
+    anyhow::ensure!(out.contains("stats socket"), "examples/haproxy/haproxy.cfg: no global section");
     anyhow::ensure!(binds == 2 && lists == 2, "examples/haproxy/haproxy.cfg no longer has the expected layout");
     anyhow::ensure!(
         out.contains(&format!("inter {inter}")),
@@ -82,7 +140,8 @@ impl HaProxy {
     pub fn start(env: &Env, dir: &Path, inter: &str, servers: &[Server]) -> R<HaProxy> {
         let (primary_port, replicas_port) = (free_port(), free_port());
         let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, config(primary_port, replicas_port, inter, servers)?)?;
+        let stats_socket = dir.join("haproxy.sock");
+        std::fs::write(&path, config(primary_port, replicas_port, inter, servers, &stats_socket)?)?;
         let check = std::process::Command::new(binary())
             .args(["-c", "-q", "-f"])
             .arg(&path)
@@ -98,6 +157,25 @@ impl HaProxy {
         let args = vec!["-db".to_string(), "-f".to_string(), path.to_string_lossy().into_owned()];
         let mut proc = Process::new("haproxy", Path::new(&binary()), args, Vec::new(), log);
         proc.start()?;
-        Ok(HaProxy { primary_port, replicas_port, proc })
+        Ok(HaProxy { primary_port, replicas_port, proc, stats_socket })
+    }
+
+    /// Every server of both sections, from the stats socket.
+    pub fn stats(&self) -> R<Vec<ServerStat>> {
+        let mut sock = UnixStream::connect(&self.stats_socket)
+            .with_context(|| format!("HAProxy's stats socket {}", self.stats_socket.display()))?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        sock.write_all(b"show stat\n")?;
+        let mut csv = String::new();
+        sock.read_to_string(&mut csv)?;
+        parse_show_stat(&csv)
+    }
+
+    /// The servers once every one has been checked at least once (HAProxy starts them all up, so until then a
+    /// connection may go to a server whose check would fail); `None` while some have not.
+    pub fn checked(&self) -> R<Option<Vec<ServerStat>>> {
+        let stats = self.stats()?;
+        anyhow::ensure!(!stats.is_empty(), "HAProxy reports no server");
+        Ok(stats.iter().all(ServerStat::checked).then_some(stats))
     }
 }
